@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
+
+
+class RefundsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "refunds"
+    verbose_name = _("Refunds")
+
+    def ready(self):
+        from refunds.roles import sync_roles
+
+        # Setup, not business logic: keep the role groups in step with the matrix after
+        # every migrate (permissions themselves are created by Django's own post_migrate).
+        post_migrate.connect(sync_roles, dispatch_uid="refunds.sync_roles")

@@ -1,0 +1,612 @@
+"""Refund requests, their payouts and their event log.
+
+Transition methods only set the model's own fields; every state change is driven by a
+service in `refunds/services.py`, which locks, checks the actor, saves and records the event.
+"""
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import FSMField, FSMModelMixin, transition
+
+from orders.models import MONEY, ZERO, Channel, Customer, Order, OrderLine
+
+
+class Reason(models.TextChoices):
+    NOT_RECEIVED = "not_received", _("Not received")
+    SHIPPING_DELAY = "shipping_delay", _("Shipping delay")
+    DAMAGED = "damaged", _("Damaged")
+    WRONG_ITEM = "wrong_item", _("Wrong item")
+    NOT_AS_DESCRIBED = "not_as_described", _("Not as described")
+    USED_GOODS = "used_goods", _("Used goods")
+    SIZE_FIT = "size_fit", _("Size or fit")
+    CHANGED_MIND = "changed_mind", _("Changed mind")
+    QUALITY_ISSUE = "quality_issue", _("Quality issue")
+    OTHER = "other", _("Other")
+
+
+DEFAULT_DISPUTE_REASONS = [Reason.NOT_AS_DESCRIBED, Reason.USED_GOODS, Reason.QUALITY_ISSUE]
+
+
+class RefundMethod(models.TextChoices):
+    ORIGINAL_PAYMENT = "original_payment", _("Original payment")
+    STORE_CREDIT = "store_credit", _("Store credit")
+    COUPON = "coupon", _("Coupon")
+
+
+class RefundRequest(FSMModelMixin, models.Model):
+    class State(models.TextChoices):
+        SUBMITTED = "submitted", _("Submitted")
+        APPROVED = "approved", _("Approved")
+        AWAITING_RETURN = "awaiting_return", _("Awaiting return")
+        RETURN_IN_TRANSIT = "return_in_transit", _("Return in transit")
+        RECEIVED = "received", _("Received")
+        READY_FOR_PAYOUT = "ready_for_payout", _("Ready for payout")
+        REFUNDED = "refunded", _("Refunded")
+        UNDER_REVIEW = "under_review", _("Under review")
+        AWAITING_CUSTOMER = "awaiting_customer", _("Awaiting customer")
+        RESOLVED = "resolved", _("Resolved")
+        REJECTED = "rejected", _("Rejected")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    TERMINAL = [State.REFUNDED, State.REJECTED, State.WITHDRAWN, State.CANCELLED, State.RESOLVED]
+    WITHDRAWABLE = [
+        State.SUBMITTED,
+        State.UNDER_REVIEW,
+        State.AWAITING_CUSTOMER,
+        State.APPROVED,
+        State.AWAITING_RETURN,
+    ]
+
+    class Kind(models.TextChoices):
+        REFUND_ONLY = "refund_only", _("Refund only")
+        RETURN_AND_REFUND = "return_and_refund", _("Return and refund")
+
+    class Verdict(models.TextChoices):
+        LEGITIMATE = "legitimate", _("Legitimate")
+        ABUSIVE = "abusive", _("Abusive")
+
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="refund_requests")
+    idempotency_key = models.CharField(max_length=128)
+    # SHA-256 of the canonical request body: the same key with another body is a conflict.
+    body_fingerprint = models.CharField(max_length=64, blank=True)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refund_requests")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="refund_requests")
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    requested_kind = models.CharField(max_length=20, choices=Kind.choices)
+    reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices)
+    refund_method = models.CharField(
+        _("refund method"), max_length=20, choices=RefundMethod.choices, default=RefundMethod.ORIGINAL_PAYMENT
+    )
+    customer_note = models.TextField(_("customer note"), blank=True)
+    state = FSMField(_("state"), default=State.SUBMITTED, choices=State.choices, protected=True)
+    currency = models.CharField(max_length=3)
+    amount_requested = models.DecimalField(_("amount requested"), **MONEY)
+    amount_approved = models.DecimalField(_("amount approved"), null=True, blank=True, **MONEY)
+    amount_paid = models.DecimalField(_("amount paid"), default=ZERO, **MONEY)
+
+    # Captured at intake and never rewritten: what support saw when the request arrived.
+    evidence = models.JSONField(_("evidence report"), default=dict, blank=True)
+    rule_trace = models.JSONField(_("rule trace"), default=list, blank=True)
+    risk_score = models.PositiveSmallIntegerField(_("risk score"), null=True, blank=True)
+    risk_level = models.CharField(_("risk level"), max_length=10, blank=True)
+    risk_signals = models.JSONField(_("risk signals"), default=list, blank=True)
+
+    # The decision as the customer and support see it.
+    decided_by = models.CharField(_("decided by"), max_length=100, blank=True)
+    decision_reason = models.TextField(_("decision reason"), blank=True)
+    escalation_reason = models.TextField(_("escalation reason"), blank=True)
+    alternative = models.JSONField(_("alternative offered"), null=True, blank=True)
+    requires_second_review = models.BooleanField(_("needs a second reviewer"), default=False)
+    first_approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    first_approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    # Set when the hold on the order's lines is released (request ended without money).
+    holds_released_at = models.DateTimeField(null=True, blank=True)
+
+    verdict = models.CharField(_("verdict"), max_length=12, choices=Verdict.choices, blank=True)
+    verdict_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    verdict_at = models.DateTimeField(null=True, blank=True)
+
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("refund request")
+        verbose_name_plural = _("refund requests")
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "idempotency_key"], name="refund_idempotency_unique"),
+            models.CheckConstraint(condition=Q(amount_requested__gt=0), name="refund_amount_requested_positive"),
+            models.CheckConstraint(
+                condition=Q(amount_approved__isnull=True) | Q(amount_approved__lte=models.F("amount_requested")),
+                name="refund_approved_le_requested",
+            ),
+            models.CheckConstraint(condition=Q(amount_paid__gte=0), name="refund_amount_paid_not_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["state", "state_changed_at"]),
+            models.Index(fields=["state", "created_at"]),
+            models.Index(fields=["customer", "created_at"]),
+            models.Index(fields=["order", "state"]),
+        ]
+        permissions = [
+            ("review_refundrequest", _("Can approve, reject and ask about refund requests")),
+            ("create_for_customer", _("Can create a refund request for a customer")),
+            ("receive_return", _("Can receive and inspect returned parcels")),
+            ("record_verdict", _("Can record a verdict on an escalated request")),
+            ("view_evidence", _("Can read the evidence report")),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def number(self) -> str:
+        return f"RF-{self.pk:06d}" if self.pk else "RF-new"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in self.TERMINAL
+
+    # --- transitions: own fields only ---------------------------------------------------
+
+    def _touch(self, at):
+        self.state_changed_at = at
+
+    @transition(field=state, source=State.SUBMITTED, target=State.APPROVED)
+    def approve_automatically(self, *, at):
+        self._touch(at)
+        self.evaluated_at = at
+        self.approved_at = at
+        self.amount_approved = self.amount_requested
+        self.decided_by = "system"
+
+    @transition(field=state, source=State.SUBMITTED, target=State.UNDER_REVIEW)
+    def escalate(self, *, at, reason: str):
+        self._touch(at)
+        self.evaluated_at = at
+        self.escalation_reason = reason
+
+    @transition(field=state, source=State.SUBMITTED, target=State.REJECTED)
+    def reject_automatically(self, *, at, reason: str):
+        self._touch(at)
+        self.evaluated_at = at
+        self.rejected_at = at
+        self.decided_by = "system"
+        self.decision_reason = reason
+
+    @transition(field=state, source=[State.SUBMITTED, State.UNDER_REVIEW], target=State.AWAITING_CUSTOMER)
+    def offer_alternative(self, *, at, alternative: dict):
+        self._touch(at)
+        if self.evaluated_at is None:
+            self.evaluated_at = at
+        self.alternative = alternative
+
+    @transition(field=state, source=State.AWAITING_CUSTOMER, target=State.RESOLVED, conditions=[lambda r: bool(r.alternative)])
+    def accept_alternative(self, *, at):
+        self._touch(at)
+        self.resolved_at = at
+        self.alternative = {**self.alternative, "accepted_at": at.isoformat()}
+
+    @transition(
+        field=state, source=State.AWAITING_CUSTOMER, target=State.UNDER_REVIEW, conditions=[lambda r: bool(r.alternative)]
+    )
+    def decline_alternative(self, *, at):
+        self._touch(at)
+        self.alternative = {**self.alternative, "declined_at": at.isoformat()}
+
+    @transition(field=state, source=State.UNDER_REVIEW, target=State.APPROVED)
+    def approve(self, *, at, by, reason: str = ""):
+        self._touch(at)
+        self.approved_at = at
+        self.approved_by = by
+        self.amount_approved = self.amount_requested
+        self.decided_by = by.get_username()
+        self.decision_reason = reason
+
+    def record_first_approval(self, *, at, by):
+        """The first of two reviewers; the state does not move until the second one."""
+        self.first_approved_by = by
+        self.first_approved_at = at
+
+    @transition(field=state, source=State.UNDER_REVIEW, target=State.REJECTED)
+    def reject(self, *, at, by, reason: str):
+        self._touch(at)
+        self.rejected_at = at
+        self.decided_by = by.get_username()
+        self.decision_reason = reason
+
+    @transition(field=state, source=State.UNDER_REVIEW, target=State.AWAITING_CUSTOMER)
+    def ask_customer(self, *, at):
+        self._touch(at)
+        self.alternative = None
+
+    @transition(field=state, source=State.AWAITING_CUSTOMER, target=State.UNDER_REVIEW, conditions=[lambda r: not r.alternative])
+    def resume(self, *, at):
+        self._touch(at)
+
+    @transition(field=state, source=State.APPROVED, target=State.AWAITING_RETURN)
+    def await_return(self, *, at):
+        self._touch(at)
+
+    @transition(field=state, source=State.APPROVED, target=State.READY_FOR_PAYOUT)
+    def ready_without_return(self, *, at):
+        self._touch(at)
+
+    @transition(field=state, source=State.AWAITING_RETURN, target=State.RETURN_IN_TRANSIT)
+    def return_shipped(self, *, at):
+        self._touch(at)
+
+    @transition(field=state, source=[State.AWAITING_RETURN, State.RETURN_IN_TRANSIT], target=State.RECEIVED)
+    def receive(self, *, at):
+        self._touch(at)
+
+    @transition(field=state, source=State.AWAITING_RETURN, target=State.CANCELLED)
+    def expire(self, *, at):
+        self._touch(at)
+        self.cancelled_at = at
+
+    @transition(field=state, source=State.RECEIVED, target=State.READY_FOR_PAYOUT)
+    def inspection_passed(self, *, at):
+        self._touch(at)
+
+    @transition(field=state, source=State.RECEIVED, target=State.UNDER_REVIEW)
+    def inspection_failed(self, *, at, reason: str):
+        self._touch(at)
+        self.escalation_reason = reason
+
+    @transition(field=state, source=State.READY_FOR_PAYOUT, target=State.REFUNDED)
+    def complete(self, *, at):
+        self._touch(at)
+        self.refunded_at = at
+
+    @transition(field=state, source=WITHDRAWABLE, target=State.WITHDRAWN)
+    def withdraw(self, *, at):
+        self._touch(at)
+        self.withdrawn_at = at
+
+
+class RefundLine(models.Model):
+    request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="lines")
+    order_line = models.ForeignKey(OrderLine, on_delete=models.PROTECT, related_name="refund_lines")
+    quantity = models.PositiveIntegerField(_("quantity"))
+    amount = models.DecimalField(_("amount"), **MONEY)
+
+    class Meta:
+        verbose_name = _("refund line")
+        verbose_name_plural = _("refund lines")
+        constraints = [
+            models.UniqueConstraint(fields=["request", "order_line"], name="refund_line_unique"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="refund_line_quantity_positive"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="refund_line_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id}:{self.order_line_id}×{self.quantity}"
+
+
+class ReturnParcel(models.Model):
+    request = models.OneToOneField(RefundRequest, on_delete=models.CASCADE, related_name="return_parcel")
+    return_code = models.CharField(_("return code"), max_length=20, unique=True)
+    address = models.TextField(_("return address"))
+    deadline = models.DateTimeField(_("return deadline"))
+    carrier = models.CharField(_("carrier"), max_length=30, blank=True)
+    tracking_number = models.CharField(_("tracking number"), max_length=64, blank=True)
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(_("received at"), null=True, blank=True)
+    received_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("return parcel")
+        verbose_name_plural = _("return parcels")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["carrier", "tracking_number"],
+                condition=~Q(tracking_number=""),
+                name="return_parcel_tracking_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["tracking_number"])]
+
+    def __str__(self) -> str:
+        return self.return_code
+
+
+class Inspection(models.Model):
+    class Grade(models.TextChoices):
+        UNOPENED = "unopened", _("Unopened")
+        OPENED = "opened", _("Opened")
+        USED = "used", _("Used")
+        DAMAGED = "damaged", _("Damaged")
+        WRONG_ITEM = "wrong_item", _("Wrong item")
+
+    PASSING_GRADES = [Grade.UNOPENED, Grade.OPENED]
+
+    class Disposition(models.TextChoices):
+        RESTOCK = "restock", _("Restock")
+        REFURBISH = "refurbish", _("Refurbish")
+        DISPOSE = "dispose", _("Dispose")
+
+    request = models.OneToOneField(RefundRequest, on_delete=models.CASCADE, related_name="inspection")
+    grade = models.CharField(_("grade"), max_length=12, choices=Grade.choices)
+    disposition = models.CharField(_("disposition"), max_length=12, choices=Disposition.choices)
+    note = models.TextField(_("note"), blank=True)
+    photo = models.FileField(_("photo"), upload_to="inspections/%Y/%m/", blank=True)
+    passed = models.BooleanField(_("passed"))
+    inspected_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    inspected_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("inspection")
+        verbose_name_plural = _("inspections")
+
+    def __str__(self) -> str:
+        return f"{self.request_id}: {self.grade}"
+
+
+class PayoutBatch(models.Model):
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("payout batch")
+        verbose_name_plural = _("payout batches")
+
+    def __str__(self) -> str:
+        return f"PB-{self.pk:05d}"
+
+
+class Payout(FSMModelMixin, models.Model):
+    class State(models.TextChoices):
+        PENDING_APPROVAL = "pending_approval", _("Pending approval")
+        APPROVED = "approved", _("Approved")
+        PROCESSING = "processing", _("Processing")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        VOIDED = "voided", _("Voided")
+
+    request = models.ForeignKey(RefundRequest, on_delete=models.PROTECT, related_name="payouts")
+    method = models.CharField(_("method"), max_length=20, choices=RefundMethod.choices)
+    amount = models.DecimalField(_("amount"), **MONEY)
+    currency = models.CharField(max_length=3)
+    state = FSMField(_("state"), default=State.PENDING_APPROVAL, choices=State.choices, protected=True)
+    # Sent to the gateway on every call for this payout: a retry can never pay twice.
+    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    batch = models.ForeignKey(PayoutBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="payouts")
+    first_approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    first_approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    gateway_reference = models.CharField(_("gateway reference"), max_length=100, blank=True)
+    error = models.TextField(_("gateway error"), blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("payout")
+        verbose_name_plural = _("payouts")
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="payout_amount_positive")]
+        indexes = [
+            models.Index(fields=["state", "created_at"]),
+            models.Index(fields=["state", "succeeded_at"]),
+        ]
+        permissions = [
+            ("approve_payout", _("Can approve payouts")),
+            ("retry_payout", _("Can retry failed payouts")),
+            ("export_payout", _("Can export payouts for reconciliation")),
+        ]
+
+    def __str__(self) -> str:
+        return f"PO-{self.pk:06d}" if self.pk else "PO-new"
+
+    @transition(field=state, source=State.PENDING_APPROVAL, target=State.APPROVED)
+    def approve(self, *, at, by):
+        self.approved_at = at
+        self.approved_by = by
+
+    def record_first_approval(self, *, at, by):
+        self.first_approved_by = by
+        self.first_approved_at = at
+
+    @transition(field=state, source=State.FAILED, target=State.PROCESSING)
+    def retry(self, *, at):
+        self.processing_started_at = at
+        self.attempts += 1
+        self.error = ""
+
+    @transition(field=state, source=State.PROCESSING, target=State.SUCCEEDED)
+    def succeed(self, *, at, reference: str):
+        self.succeeded_at = at
+        self.gateway_reference = reference
+        self.error = ""
+
+    @transition(field=state, source=State.PROCESSING, target=State.FAILED)
+    def fail(self, *, at, error: str):
+        self.failed_at = at
+        self.error = error
+
+    @transition(field=state, source=[State.PENDING_APPROVAL, State.FAILED], target=State.VOIDED)
+    def void(self, *, at):
+        self.voided_at = at
+
+
+class RefundEvent(models.Model):
+    """Append-only log: one row per state change (and per first approval), with its actor."""
+
+    class ActorKind(models.TextChoices):
+        USER = "user", _("Staff user")
+        CHANNEL = "channel", _("Channel")
+        SYSTEM = "system", _("System")
+
+    request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="events")
+    payout = models.ForeignKey(Payout, on_delete=models.CASCADE, null=True, blank=True, related_name="events")
+    action = models.CharField(max_length=40)
+    from_state = models.CharField(max_length=20, blank=True)
+    to_state = models.CharField(max_length=20)
+    actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
+    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    actor_channel = models.ForeignKey(Channel, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    note = models.TextField(blank=True)
+    # Shown to the customer in the API's timeline.
+    public = models.BooleanField(default=False)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("refund event")
+        verbose_name_plural = _("refund events")
+        indexes = [models.Index(fields=["request", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.request_id}: {self.action}"
+
+    @property
+    def actor_label(self) -> str:
+        if self.actor_kind == self.ActorKind.USER:
+            return f"user:{self.actor_user_id}"
+        if self.actor_kind == self.ActorKind.CHANNEL:
+            return f"channel:{self.actor_channel_id}"
+        return "system"
+
+
+class WalletEntry(models.Model):
+    """Store credit ledger: append-only; a balance is always a sum, never a stored number."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="wallet_entries")
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    payout = models.OneToOneField(Payout, on_delete=models.PROTECT, null=True, blank=True, related_name="wallet_entry")
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("wallet entry")
+        verbose_name_plural = _("wallet entries")
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.amount}"
+
+
+class Coupon(models.Model):
+    code = models.CharField(max_length=24, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="coupons")
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    expires_at = models.DateTimeField()
+    payout = models.OneToOneField(Payout, on_delete=models.PROTECT, related_name="coupon")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("coupon")
+        verbose_name_plural = _("coupons")
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="coupon_amount_positive")]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class RefundPolicy(models.Model):
+    """The merchant's rules. One per channel; the row without a channel is the default."""
+
+    channel = models.OneToOneField(Channel, on_delete=models.CASCADE, null=True, blank=True, related_name="policy")
+    name = models.CharField(_("name"), max_length=100)
+
+    require_paid_enabled = models.BooleanField(_("order must be paid and not fully refunded"), default=True)
+    return_window_enabled = models.BooleanField(_("return window"), default=True)
+    return_window_days = models.PositiveIntegerField(_("return window (days)"), default=30)
+    dispute_reasons_enabled = models.BooleanField(_("dispute reasons go to a person"), default=True)
+    dispute_reasons = models.JSONField(_("dispute reasons"), default=list, blank=True)
+    auto_approve_limit_enabled = models.BooleanField(_("auto-approve only up to an amount"), default=True)
+    auto_approve_limit = models.DecimalField(_("auto-approve limit"), default=Decimal("200.00"), **MONEY)
+    keep_it_enabled = models.BooleanField(_("no return needed below an amount"), default=True)
+    keep_it_below = models.DecimalField(_("keep-it amount"), default=Decimal("20.00"), **MONEY)
+    not_received_check_enabled = models.BooleanField(_("'not received' while the carrier shows delivered"), default=True)
+    shipping_delay_alternative_enabled = models.BooleanField(
+        _("offer expedite for 'shipping delay' while the parcel moves"), default=True
+    )
+    risk_threshold_enabled = models.BooleanField(_("risk score above a threshold"), default=True)
+    risk_threshold = models.PositiveSmallIntegerField(_("risk threshold"), default=70)
+    watchlist_enabled = models.BooleanField(_("customer on the watch list"), default=True)
+    max_refunds_per_order_enabled = models.BooleanField(_("too many refunds on this order"), default=True)
+    max_refunds_per_order = models.PositiveSmallIntegerField(_("refunds per order before review"), default=2)
+
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("refund policy")
+        verbose_name_plural = _("refund policies")
+        constraints = [
+            models.UniqueConstraint(fields=["channel"], condition=Q(channel__isnull=True), name="one_default_policy"),
+            models.UniqueConstraint(fields=["name"], condition=Q(channel__isnull=True), name="default_policy_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GatewayLedgerEntry(models.Model):
+    """The simulated payment gateway's own books: what it actually paid out.
+
+    Keyed by the caller's idempotency key like a real gateway, so a repeated call answers
+    the first result instead of paying again.
+    """
+
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    payment_reference = models.CharField(max_length=100)
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    reference = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("simulated gateway ledger entry")
+        verbose_name_plural = _("simulated gateway ledger")
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class SimulatedGatewayControl(models.Model):
+    """Tells the simulated gateway how to misbehave, across processes (tests, demo)."""
+
+    class Mode(models.TextChoices):
+        OK = "ok", _("Succeed")
+        FAIL = "fail", _("Decline")
+        TIMEOUT = "timeout", _("Time out before paying")
+        TIMEOUT_AFTER_SUCCESS = "timeout_after_success", _("Pay, then time out")
+
+    mode = models.CharField(max_length=30, choices=Mode.choices, default=Mode.OK)
+    # How many calls the mode applies to before the gateway behaves again (0 = every call).
+    remaining = models.PositiveIntegerField(default=0)
+    delay_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("simulated gateway control")
+        verbose_name_plural = _("simulated gateway control")
+
+    def __str__(self) -> str:
+        return self.mode

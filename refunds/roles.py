@@ -1,0 +1,77 @@
+"""Staff roles as Django groups, with the permission matrix of spec/roles.md.
+
+`sync_roles` is idempotent and runs after every `migrate`, so a fresh database has the
+groups and a changed matrix reaches existing ones.
+"""
+
+from django.contrib.auth.models import Group, Permission
+
+SUPPORT, WAREHOUSE, FINANCE, RISK = "support", "warehouse", "finance", "risk"
+ROLES = [SUPPORT, WAREHOUSE, FINANCE, RISK]
+
+_READ_ORDERS = [
+    "orders.view_order",
+    "orders.view_orderline",
+    "orders.view_customer",
+    "orders.view_customermessage",
+    "orders.view_shipment",
+    "orders.view_trackingevent",
+    "orders.view_addresschange",
+    "orders.view_payment",
+]
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    SUPPORT: [
+        *_READ_ORDERS,
+        "refunds.view_refundrequest",
+        "refunds.review_refundrequest",
+        "refunds.create_for_customer",
+        "refunds.record_verdict",
+        "refunds.view_evidence",
+        "refunds.view_refundevent",
+        "refunds.view_returnparcel",
+        "refunds.view_inspection",
+    ],
+    WAREHOUSE: [
+        "orders.view_orderline",
+        "refunds.view_returnparcel",
+        "refunds.receive_return",
+        "refunds.view_inspection",
+        "refunds.add_inspection",
+    ],
+    FINANCE: [
+        *_READ_ORDERS,
+        "refunds.view_refundrequest",
+        "refunds.view_evidence",
+        "refunds.view_payout",
+        "refunds.approve_payout",
+        "refunds.retry_payout",
+        "refunds.export_payout",
+        "refunds.view_payoutbatch",
+        "refunds.view_refundevent",
+        "refunds.view_walletentry",
+        "refunds.view_coupon",
+    ],
+    RISK: [
+        *_READ_ORDERS,
+        "refunds.view_refundrequest",
+        "refunds.view_evidence",
+        "refunds.record_verdict",
+        "refunds.view_refundpolicy",
+        "refunds.change_refundpolicy",
+        "refunds.view_refundevent",
+    ],
+}
+
+
+def sync_roles(**kwargs) -> None:
+    """Create the role groups and give each exactly the permissions of the matrix."""
+    for role, codes in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        perms = []
+        for code in codes:
+            app_label, codename = code.split(".", 1)
+            perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if perm is not None:
+                perms.append(perm)
+        group.permissions.set(perms)
