@@ -1,8 +1,19 @@
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
 import pytest
 from django.db import connection
 
 from orders.actors import Actor
 from tests.factories import UserFactory
+
+BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def pytest_collection_modifyitems(config, items):
@@ -83,3 +94,66 @@ def warehouse(warehouse_user):
 @pytest.fixture
 def finance(finance_user):
     return Actor.for_user(finance_user)
+
+
+def _database_url_for_subprocess() -> str:
+    """The test database as a URL, so a child process (qcluster, gunicorn) uses the same one."""
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("postgresql"):
+        user = s.get("USER") or "postgres"
+        pw = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+        return f"postgres://{user}{pw}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+    return f"sqlite:///{s['NAME']}"
+
+
+@pytest.fixture
+def subprocess_env():
+    """Environment for a child process of the project that must see this test's database."""
+    env = {**os.environ, "DATABASE_URL": _database_url_for_subprocess(), "PYTHONUNBUFFERED": "1"}
+    env.pop("Q_SYNC", None)
+    return env
+
+
+@pytest.fixture
+def qcluster(transactional_db, subprocess_env, monkeypatch, tmp_path):
+    """A real `manage.py qcluster` process on the test database, with its own queue name.
+
+    Tasks enqueued by the test (through `transaction.on_commit`) are run by this cluster,
+    not inline. Yields the Popen; the cluster is stopped (process group) afterwards.
+    """
+    from django_q.conf import Conf
+
+    name = f"rdtest-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "CLUSTER_NAME", name)
+    monkeypatch.setattr(Conf, "PREFIX", name)
+    env = {**subprocess_env, "Q_CLUSTER_NAME": name}
+    log = open(tmp_path / "qcluster.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    proc.log_path = tmp_path / "qcluster.log"
+    time.sleep(1.5)  # the cluster forks its workers before it polls the broker
+    assert proc.poll() is None, (tmp_path / "qcluster.log").read_text()
+    yield proc
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    log.close()
+
+
+def wait_for(predicate, *, timeout: float = 5.0, interval: float = 0.05):
+    """Poll `predicate` until it returns something truthy; return it, or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
