@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+PYTEST_ARGS ?=
 
-.PHONY: demo test setup lint format bench-api clean
+.PHONY: demo test setup browser format clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -23,11 +24,17 @@ demo: setup
 	$(BIN)/python manage.py seed_demo --if-empty
 	$(BIN)/python manage.py run_demo --host $(HOST) --port $(PORT)
 
-## make test: lint, format check and the whole test suite.
-test: setup
+# The admin's browser tests drive Debian's Chromium (Playwright's own download is not used).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Install Debian's chromium first: sudo apt-get install chromium"; exit 1; fi; }
+
+## make test: lint, format check and the whole test suite (PostgreSQL when DATABASE_URL points there).
+test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 format: setup
 	$(BIN)/ruff check --fix .
