@@ -20,6 +20,18 @@ _READ_ORDERS = [
     "orders.view_payment",
 ]
 
+# Support and finance see the watch list and the signals; risk runs them (issue 5).
+_RISK_READ = ["risk.view_watchlistentry", "risk.view_riskprofile"]
+_RISK_MANAGE = [
+    *_RISK_READ,
+    "risk.add_watchlistentry",
+    "risk.change_watchlistentry",
+    "risk.manage_watchlist",
+    "risk.view_risksettings",
+    "risk.change_risksettings",
+    "risk.view_risksettingschange",
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     SUPPORT: [
         *_READ_ORDERS,
@@ -31,6 +43,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "refunds.view_refundevent",
         "refunds.view_returnparcel",
         "refunds.view_inspection",
+        *_RISK_READ,
     ],
     WAREHOUSE: [
         "orders.view_orderline",
@@ -51,6 +64,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "refunds.view_refundevent",
         "refunds.view_walletentry",
         "refunds.view_coupon",
+        *_RISK_READ,
     ],
     RISK: [
         *_READ_ORDERS,
@@ -60,6 +74,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "refunds.view_refundpolicy",
         "refunds.change_refundpolicy",
         "refunds.view_refundevent",
+        *_RISK_MANAGE,
     ],
 }
 

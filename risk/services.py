@@ -1,28 +1,194 @@
-"""The risk score as the rest of the product reads it."""
+"""The risk score as the rest of the product reads it, and every write risk makes.
 
-from dataclasses import dataclass, field
+Other apps call only `assess_customer`, `is_watchlisted` and `customer_changed`. Profiles are
+rewritten set-wise by `risk.profiles`; the watch list and the settings change only here.
+"""
 
+from datetime import timedelta
 
-@dataclass(frozen=True)
-class Assessment:
-    score: int
-    level: str
-    signals: list = field(default_factory=list)
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
+from config.q2 import enqueue_on_commit
+from notifications.services import notify_staff
+from orders.actors import Actor
+from refunds.errors import ActionForbidden, RefundValidationError
+from risk import profiles
+from risk.models import RiskProfile, RiskSettings, RiskSettingsChange, WatchlistEntry
+from risk.scoring import NEUTRAL, Assessment, pattern_q, patterns_of, score_profile
 
-NEUTRAL = Assessment(score=0, level="low", signals=[])
+__all__ = ["NEUTRAL", "Assessment", "assess_customer", "is_watchlisted", "customer_changed"]
+
+PERM_MANAGE_WATCHLIST = "risk.manage_watchlist"
+PERM_CHANGE_SETTINGS = "risk.change_risksettings"
+# Above this many new entries in one pass the risk role gets one summary, not a flood.
+NOTIFY_EACH_UP_TO = 20
 
 
 def assess_customer(*, customer, refund=None) -> Assessment:
-    """Score `customer` (0-100) for the request being submitted. Neutral until risk lands."""
-    return NEUTRAL
+    """Bring the customer's profile up to date and score it (a fixed number of queries).
+
+    Called at intake inside the request's transaction, so the request itself counts. May add
+    automatic watch-list entries; a request from a listed customer notifies the risk role.
+    """
+    settings = RiskSettings.current()
+    now = timezone.now()
+    scope = profiles.linked_customers(customer.pk)
+    profiles.recompute(customer_ids=scope, settings=settings, now=now)
+    apply_watchlist_patterns(customer_ids=scope, settings=settings, now=now)
+    profile = RiskProfile.objects.filter(customer_id=customer.pk).first()
+    assessment = score_profile(profile, settings, now)
+    if refund is not None and is_watchlisted(customer=customer, now=now):
+        notify_staff(
+            role="risk",
+            event="watchlist_hit",
+            refund=refund,
+            context={"customer_id": customer.pk, "score": assessment.score},
+        )
+    return assessment
 
 
-def is_watchlisted(*, customer) -> bool:
-    return False
+def is_watchlisted(*, customer, now=None) -> bool:
+    """A live entry: not removed and not expired."""
+    return WatchlistEntry.objects.filter(WatchlistEntry.active_q(now or timezone.now()), customer_id=customer.pk).exists()
 
 
 def customer_changed(*, customer_id: int) -> None:
     """Called after an order, an address change or a refund request of the customer is
-    recorded, so the risk profile stays current. A no-op until the risk work lands."""
-    return None
+    recorded: the profile is recomputed in a task once the change commits."""
+    enqueue_on_commit("risk.tasks.recompute_customer", customer_id)
+
+
+def recompute_customer(*, customer_id: int) -> None:
+    """Incremental update: the customer and every account linked to it by phone or address."""
+    settings = RiskSettings.current()
+    now = timezone.now()
+    with transaction.atomic():
+        scope = profiles.linked_customers(customer_id)
+        profiles.recompute(customer_ids=scope, settings=settings, now=now)
+        apply_watchlist_patterns(customer_ids=scope, settings=settings, now=now)
+
+
+def recompute_all() -> int:
+    """Full recompute: one statement for the profiles, then the watch-list patterns."""
+    settings = RiskSettings.current()
+    now = timezone.now()
+    with transaction.atomic():
+        n = profiles.recompute(settings=settings, now=now)
+        apply_watchlist_patterns(customer_ids=None, settings=settings, now=now)
+    return n
+
+
+def apply_watchlist_patterns(*, customer_ids: list[int] | None, settings: RiskSettings, now) -> list[WatchlistEntry]:
+    """Add an automatic entry for every pattern that fires and has no live entry yet.
+
+    Reads only the profiles on which a pattern fires (one query), then their live automatic
+    entries (one query), so a full pass costs the same few queries as one customer.
+    """
+    candidates = RiskProfile.objects.filter(pattern_q(settings))
+    if customer_ids is not None:
+        candidates = candidates.filter(customer_id__in=customer_ids)
+    candidates = list(candidates)
+    if not candidates:
+        return []
+    live = set(
+        WatchlistEntry.objects.filter(
+            WatchlistEntry.active_q(now),
+            source=WatchlistEntry.Source.AUTO,
+            customer_id__in=[p.customer_id for p in candidates]
+            if customer_ids is not None
+            else RiskProfile.objects.filter(pattern_q(settings)).values("customer_id"),
+        ).values_list("customer_id", "reason")
+    )
+    expires_at = now + timedelta(days=settings.watchlist_days)
+    new = [
+        WatchlistEntry(
+            customer_id=p.customer_id,
+            reason=reason,
+            evidence=evidence,
+            source=WatchlistEntry.Source.AUTO,
+            added_at=now,
+            expires_at=expires_at,
+        )
+        for p in candidates
+        for reason, evidence in patterns_of(p, settings)
+        if (p.customer_id, reason) not in live
+    ]
+    if not new:
+        return []
+    created = WatchlistEntry.objects.bulk_create(new, batch_size=2000)
+    if len(created) <= NOTIFY_EACH_UP_TO:
+        for entry in created:
+            notify_staff(
+                role="risk",
+                event="watchlist_added",
+                context={"customer_id": entry.customer_id, "reason": entry.reason, "evidence": entry.evidence},
+            )
+    else:
+        notify_staff(role="risk", event="watchlist_added", context={"count": len(created)})
+    return created
+
+
+# --- by hand ---------------------------------------------------------------------------------
+
+
+def watchlist_add(*, customer_id: int, actor: Actor, note: str, expires_at=None) -> WatchlistEntry:
+    """Put a customer on the watch list by hand; the note says why."""
+    if not actor.has_perm(PERM_MANAGE_WATCHLIST):
+        raise ActionForbidden(f"{actor.label} may not change the watch list.")
+    if not note.strip():
+        raise RefundValidationError({"note": ["Say why the customer goes on the watch list."]})
+    return WatchlistEntry.objects.create(
+        customer_id=customer_id,
+        reason=WatchlistEntry.Reason.MANUAL,
+        source=WatchlistEntry.Source.MANUAL,
+        added_by=actor.user,
+        expires_at=expires_at,
+        note=note.strip(),
+    )
+
+
+def watchlist_remove(*, entry_id: int, actor: Actor, note: str) -> WatchlistEntry:
+    """Take an entry off (kept, marked removed); the note says why."""
+    if not actor.has_perm(PERM_MANAGE_WATCHLIST):
+        raise ActionForbidden(f"{actor.label} may not change the watch list.")
+    if not note.strip():
+        raise RefundValidationError({"note": ["Say why the entry is removed."]})
+    with transaction.atomic():
+        entry = WatchlistEntry.objects.select_for_update().get(pk=entry_id)
+        if entry.removed_at is None:
+            entry.removed_at, entry.removed_by = timezone.now(), actor.user
+            entry.note = f"{entry.note}\nremoved: {note.strip()}".strip()
+            entry.save(update_fields=["removed_at", "removed_by", "note"])
+    return entry
+
+
+def risk_settings_update(*, actor: Actor, changes: dict, note: str = "") -> RiskSettings:
+    """Change weights or thresholds; one `RiskSettingsChange` row per field that moved."""
+    if not actor.has_perm(PERM_CHANGE_SETTINGS):
+        raise ActionForbidden(f"{actor.label} may not change the risk settings.")
+    editable = {f.name for f in RiskSettings._meta.concrete_fields} - {"id", "updated_at"}
+    unknown = set(changes) - editable
+    if unknown:
+        raise RefundValidationError({name: ["Not a risk setting."] for name in sorted(unknown)})
+    with transaction.atomic():
+        RiskSettings.current()
+        current = RiskSettings.objects.select_for_update().get(pk=1)
+        log, moved = [], []
+        for name, value in changes.items():
+            old = getattr(current, name)
+            if str(old) != str(value):
+                log.append(
+                    RiskSettingsChange(field=name, old_value=str(old), new_value=str(value), changed_by=actor.user, note=note)
+                )
+                setattr(current, name, value)
+                moved.append(name)
+        if moved:
+            current.save(update_fields=[*moved, "updated_at"])
+            RiskSettingsChange.objects.bulk_create(log)
+    return current
+
+
+def has_live_entry_q(now):
+    return Exists(WatchlistEntry.objects.filter(WatchlistEntry.active_q(now), customer_id=OuterRef("pk")))
