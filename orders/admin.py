@@ -1,1 +1,159 @@
-# Register your models here.
+"""Read-mostly admin for orders, customers and channels, masked per role (orders/masking.py).
+
+Orders arrive from the channels; staff read them here and never retype them. Channel keys
+are never shown, only their prefix.
+"""
+
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from orders.masking import email_for, phone_for, reference_for
+from orders.models import Channel, Customer, Order, OrderLine
+from refunds.admin.counting import EstimatedCountPaginator
+
+
+class ViewerMixin:
+    """Hands the viewing user to the row objects, so display methods can mask for them."""
+
+    def get_changelist_instance(self, request):
+        cl = super().get_changelist_instance(request)
+        for obj in cl.result_list:
+            obj._viewer = request.user
+        return cl
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj._viewer = request.user
+        return obj
+
+
+def _viewer(obj):
+    return getattr(obj, "_viewer", None)
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    fields = ["sku", "name", "quantity", "unit_price", "line_total", "refunded_quantity", "held_quantity"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(ViewerMixin, admin.ModelAdmin):
+    list_display = ["number", "channel", "customer_name", "state", "paid_total", "refunded_total", "placed_at"]
+    list_filter = ["channel", "state"]
+    list_select_related = ["channel", "customer"]
+    search_fields = ["number"]
+    search_help_text = _("An order number (exact).")
+    ordering = ["-placed_at", "-id"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    fields = [
+        "number",
+        "channel",
+        "customer_name",
+        "customer_phone",
+        "state",
+        "currency",
+        "placed_at",
+        "paid_total",
+        "refunded_total",
+        "held_total",
+        "payment_details",
+        "shipping_fee",
+        "delivered_at",
+    ]
+    readonly_fields = fields
+    inlines = [OrderLineInline]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        return (queryset.filter(number=term) if term else queryset), False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("channel", "customer", "payment")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("customer"))
+    def customer_name(self, obj):
+        return obj.customer.name or obj.customer.external_id
+
+    @admin.display(description=_("phone"))
+    def customer_phone(self, obj):
+        return phone_for(_viewer(obj), obj.customer.phone)
+
+    @admin.display(description=_("payment"))
+    def payment_details(self, obj):
+        payment = getattr(obj, "payment", None)
+        if payment is None:
+            return "—"
+        return f"{payment.method} · {reference_for(_viewer(obj), payment.reference)} · {payment.amount}"
+
+
+@admin.register(Customer)
+class CustomerAdmin(ViewerMixin, admin.ModelAdmin):
+    list_display = ["display_name", "channel", "external_id", "masked_phone", "masked_email", "created_at"]
+    list_filter = ["channel"]
+    list_select_related = ["channel"]
+    search_fields = ["external_id"]
+    search_help_text = _("A customer id (exact).")
+    ordering = ["-created_at", "-id"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    fields = ["display_name", "channel", "external_id", "masked_phone", "masked_email", "language", "sms_opt_out", "created_at"]
+    readonly_fields = fields
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        return (queryset.filter(external_id=term) if term else queryset), False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("name"))
+    def display_name(self, obj):
+        return obj.name or obj.external_id
+
+    @admin.display(description=_("phone"))
+    def masked_phone(self, obj):
+        return phone_for(_viewer(obj), obj.phone)
+
+    @admin.display(description=_("email"))
+    def masked_email(self, obj):
+        return email_for(_viewer(obj), obj.email)
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin):
+    # Keys are created by `manage.py create_channel`, which prints the key once.
+    list_display = ["name", "kind", "key_prefix", "is_active", "created_at"]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["name"]
+    ordering = ["name"]
+    fields = ["name", "kind", "key_prefix", "is_active", "created_at"]
+    readonly_fields = ["key_prefix", "created_at"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False

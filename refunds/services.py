@@ -167,18 +167,22 @@ def refund_submit(
     refund_method: str = RefundMethod.ORIGINAL_PAYMENT,
     customer_note: str = "",
     body_fingerprint: str = "",
+    order_channel=None,
 ) -> tuple[RefundRequest, bool]:
     """Create a request for what is still refundable on the order; return (request, created).
 
     The same key with the same body returns the first request; with another body it raises
     IdempotencyConflict. What the request asks for is held on the order's lines at once, so
     two requests can never claim the same unit (held by row locks and check constraints).
-    Evaluation runs in a task after commit.
+    Evaluation runs in a task after commit. `order_channel` (staff only) is where the order
+    was placed when the request arrives on another channel (support creating it on support_chat).
     """
     if actor.is_channel:
         _require(actor, channel_ok=True)
     else:
         _require(actor, perm=PERM_CREATE_FOR_CUSTOMER)
+    if order_channel is not None and actor.is_channel:
+        raise ActionForbidden("A channel may only refer to its own orders.")
     errors: dict[str, list[str]] = {}
     if not idempotency_key:
         errors["idempotency_key"] = ["An idempotency key is required."]
@@ -196,7 +200,9 @@ def refund_submit(
         return existing, False
     try:
         with transaction.atomic():
-            order = Order.objects.select_for_update().filter(channel=channel, number=order_number).first()
+            order = (
+                Order.objects.select_for_update().filter(channel=order_channel or channel, number=order_number).first()
+            )
             if order is None:
                 raise NotFound(f"Order {order_number} does not exist.")
             # Another request with this key may have committed while we waited for the lock.

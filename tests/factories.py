@@ -156,4 +156,6 @@ class UserFactory(factory.django.DjangoModelFactory):
     def role(self, create, extracted, **kwargs):
         if create and extracted:
             self.groups.add(Group.objects.get(name=extracted))
+        if create:
+            # Persist the password set above, or force_login's session hash won't match.
             self.save()

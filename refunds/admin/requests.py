@@ -1,1 +1,491 @@
-"""Admin screens: requests."""
+"""Admin screens: the support queue of refund requests, their buttons and the evidence report.
+
+The state is read-only here. Each button posts to a small view that checks the permission,
+makes ONE service call and turns a `RefundError` into an admin message.
+"""
+
+import hashlib
+import json
+import re
+import uuid
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from orders.actors import Actor
+from orders.masking import FULL, can_see_customers, email_for, phone_for, pii_level, reference_for
+from orders.models import Channel, Order
+from refunds import selectors, services
+from refunds.admin.counting import EstimatedCountPaginator
+from refunds.errors import RefundError, RefundValidationError
+from refunds.models import Reason, RefundMethod, RefundRequest
+
+State = RefundRequest.State
+
+
+# --- filters -----------------------------------------------------------------------------
+
+
+class QueueFilter(admin.SimpleListFilter):
+    """The support queue by default; any single state, or everything, on request."""
+
+    title = _("state")
+    parameter_name = "queue"
+    QUEUE, ALL = "", "all"
+
+    def lookups(self, request, model_admin):
+        return [(self.ALL, _("All")), *State.choices]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value in (None, self.QUEUE):
+            return queryset.filter(state__in=selectors.SUPPORT_QUEUE_STATES)
+        if value == self.ALL:
+            return queryset
+        if value in State.values:
+            return queryset.filter(state=value)
+        return queryset.none()
+
+    def choices(self, changelist):
+        value = self.value()
+        yield {
+            "selected": value in (None, self.QUEUE),
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": _("Support queue (under review, awaiting customer)"),
+        }
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": value == str(lookup),
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+
+class AgeFilter(admin.SimpleListFilter):
+    title = _("age")
+    parameter_name = "age"
+    BUCKETS = {
+        "lt1": (_("under a day"), None, 1),
+        "1to3": (_("1–3 days"), 1, 3),
+        "3to7": (_("3–7 days"), 3, 7),
+        "gt7": (_("over a week"), 7, None),
+    }
+
+    def lookups(self, request, model_admin):
+        return [(k, v[0]) for k, v in self.BUCKETS.items()]
+
+    def queryset(self, request, queryset):
+        bucket = self.BUCKETS.get(self.value() or "")
+        if bucket is None:
+            return queryset
+        now = timezone.now()
+        _label, low, high = bucket
+        if low is not None:
+            queryset = queryset.filter(created_at__lte=now - timedelta(days=low))
+        if high is not None:
+            queryset = queryset.filter(created_at__gt=now - timedelta(days=high))
+        return queryset
+
+
+def age_text(since) -> str:
+    if since is None:
+        return ""
+    delta = timezone.now() - since
+    if delta.days >= 1:
+        return _("%(n)dd %(h)dh") % {"n": delta.days, "h": delta.seconds // 3600}
+    return _("%(h)dh %(m)dm") % {"h": delta.seconds // 3600, "m": (delta.seconds % 3600) // 60}
+
+
+# --- forms for the buttons -------------------------------------------------------------
+
+
+class ApproveForm(forms.Form):
+    note = forms.CharField(label=_("Note (internal)"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(label=_("Reason for the customer"), widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class AskForm(forms.Form):
+    question = forms.CharField(label=_("Question for the customer"), widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class OfferForm(forms.Form):
+    KINDS = [
+        ("expedite", _("Expedite the parcel")),
+        ("replacement", _("Send a replacement")),
+        ("partial_refund", _("Partial refund, keep the item")),
+        ("other", _("Other")),
+    ]
+    kind = forms.ChoiceField(label=_("Alternative"), choices=KINDS)
+    description = forms.CharField(label=_("What the customer is offered"), widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class VerdictForm(forms.Form):
+    verdict = forms.ChoiceField(label=_("Verdict"), choices=RefundRequest.Verdict.choices)
+
+
+PERM_REVIEW = "refunds.review_refundrequest"
+PERM_VERDICT = "refunds.record_verdict"
+
+# action → (label, permission, form, states it applies to, service call)
+ACTIONS = {
+    "approve": (
+        _("Approve"),
+        PERM_REVIEW,
+        ApproveForm,
+        [State.UNDER_REVIEW],
+        lambda refund_id, actor, d: services.refund_approve(refund_id=refund_id, actor=actor, note=d["note"]),
+    ),
+    "reject": (
+        _("Reject"),
+        PERM_REVIEW,
+        RejectForm,
+        [State.UNDER_REVIEW],
+        lambda refund_id, actor, d: services.refund_reject(refund_id=refund_id, actor=actor, reason=d["reason"]),
+    ),
+    "ask": (
+        _("Ask the customer"),
+        PERM_REVIEW,
+        AskForm,
+        [State.UNDER_REVIEW],
+        lambda refund_id, actor, d: services.refund_ask_customer(refund_id=refund_id, actor=actor, question=d["question"]),
+    ),
+    "offer": (
+        _("Offer an alternative"),
+        PERM_REVIEW,
+        OfferForm,
+        [State.UNDER_REVIEW],
+        lambda refund_id, actor, d: services.refund_offer_alternative(
+            refund_id=refund_id, actor=actor, alternative={"kind": d["kind"], "description": d["description"]}
+        ),
+    ),
+    "verdict": (
+        _("Record a verdict"),
+        PERM_VERDICT,
+        VerdictForm,
+        [s for s in State.values if s not in (State.SUBMITTED, State.UNDER_REVIEW, State.AWAITING_CUSTOMER)],
+        lambda refund_id, actor, d: services.refund_record_verdict(refund_id=refund_id, actor=actor, verdict=d["verdict"]),
+    ),
+}
+
+SUCCESS = {
+    "approve": _("%(number)s: approval recorded."),
+    "reject": _("%(number)s was rejected; the customer is told why."),
+    "ask": _("%(number)s: the question was sent to the customer."),
+    "offer": _("%(number)s: the alternative was offered to the customer."),
+    "verdict": _("%(number)s: verdict recorded."),
+}
+
+
+def error_text(exc: RefundError) -> str:
+    if isinstance(exc, RefundValidationError):
+        return "; ".join(" ".join(v) for v in exc.errors.values())
+    return exc.message
+
+
+# --- the admin -----------------------------------------------------------------------------
+
+
+@admin.register(RefundRequest)
+class RefundRequestAdmin(admin.ModelAdmin):
+    list_display = ["number_link", "age", "reason", "why_escalated", "risk", "amount", "channel", "state"]
+    list_display_links = None
+    list_filter = [QueueFilter, "channel", "reason", AgeFilter]
+    search_fields = ["order__number"]
+    search_help_text = _("A request number (RF-000123) or an order number.")
+    ordering = ["created_at", "id"]
+    list_per_page = 50
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    change_form_template = "admin/refunds/refundrequest/change_form.html"
+    change_list_template = "admin/refunds/refundrequest/change_list.html"
+    fieldsets = [
+        (None, {"fields": ["state", "kind", "reason", "refund_method", "customer_note"]}),
+        (_("Money"), {"fields": ["amount_requested", "amount_approved", "amount_paid", "currency"]}),
+        (
+            _("Decision"),
+            {
+                "fields": [
+                    "escalation_reason",
+                    "decided_by",
+                    "decision_reason",
+                    "alternative",
+                    "requires_second_review",
+                    "first_approved_by",
+                    "risk_score",
+                    "risk_level",
+                    "verdict",
+                    "verdict_by",
+                ]
+            },
+        ),
+        (_("Dates"), {"fields": ["created_at", "state_changed_at", "evaluated_at", "approved_at", "rejected_at"]}),
+    ]
+
+    def get_queryset(self, request):
+        return selectors.support_queue()
+
+    def get_search_results(self, request, queryset, search_term):
+        # Exact lookups only: a LIKE over a million rows would scan the table.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        match = re.fullmatch(r"(?i)RF-?0*(\d+)", term)
+        if match:
+            return queryset.filter(pk=int(match.group(1))), False
+        return queryset.filter(order__number=term), False
+
+    # Nobody edits a request as a form: every change is a button that calls a service.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("number"), ordering="pk")
+    def number_link(self, obj):
+        url = reverse("admin:refunds_refundrequest_change", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, obj.number)
+
+    @admin.display(description=_("age"), ordering="created_at")
+    def age(self, obj):
+        return age_text(obj.created_at)
+
+    @admin.display(description=_("why escalated"))
+    def why_escalated(self, obj):
+        text = obj.escalation_reason or ""
+        return text if len(text) <= 90 else text[:89] + "…"
+
+    @admin.display(description=_("risk"), ordering="risk_score")
+    def risk(self, obj):
+        if obj.risk_score is None:
+            return "—"
+        return f"{obj.risk_level or '?'} ({obj.risk_score})"
+
+    @admin.display(description=_("amount"), ordering="amount_requested")
+    def amount(self, obj):
+        return f"{obj.amount_requested} {obj.currency}"
+
+    # --- extra pages ---------------------------------------------------------------------
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("create-for-customer/", wrap(self.create_for_customer_view), name="refunds_refundrequest_create"),
+            path("<int:object_id>/evidence/", wrap(self.evidence_view), name="refunds_refundrequest_evidence"),
+            path("<int:object_id>/act/<str:action>/", wrap(self.action_view), name="refunds_refundrequest_act"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_create_for_customer": request.user.has_perm(services.PERM_CREATE_FOR_CUSTOMER),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        refund = selectors.refund_for_page(int(object_id)) if str(object_id).isdigit() else None
+        if refund is not None and self.has_view_permission(request, refund):
+            extra_context = {**(extra_context or {}), **self._page_context(request, refund)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _page_context(self, request, refund):
+        user = request.user
+        buttons = []
+        for name, (label, perm, form_class, states, _call) in ACTIONS.items():
+            if refund.state in states and user.has_perm(perm):
+                if name == "verdict" and not refund.escalation_reason:
+                    continue
+                buttons.append(
+                    {
+                        "name": name,
+                        "label": label,
+                        "form": form_class(prefix=name),
+                        "url": reverse("admin:refunds_refundrequest_act", args=[refund.pk, name]),
+                    }
+                )
+        customer = refund.customer
+        return {
+            "refund": refund,
+            "buttons": buttons,
+            "events": selectors.refund_events(refund.pk),
+            "lines": refund.lines.all(),
+            "show_customer": can_see_customers(user),
+            "customer_name": customer.name,
+            "customer_phone": phone_for(user, customer.phone),
+            "customer_email": email_for(user, customer.email),
+            "can_view_evidence": user.has_perm("refunds.view_evidence"),
+            "evidence_url": reverse("admin:refunds_refundrequest_evidence", args=[refund.pk]),
+        }
+
+    def action_view(self, request, object_id, action):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if action not in ACTIONS:
+            raise Http404
+        _label, perm, form_class, _states, call = ACTIONS[action]
+        # Refused here, by the server, whatever the page showed.
+        if not request.user.has_perm(perm):
+            raise PermissionDenied
+        refund = RefundRequest.objects.filter(pk=object_id).only("pk").first()
+        if refund is None:
+            raise Http404
+        page = reverse("admin:refunds_refundrequest_change", args=[object_id])
+        form = form_class(request.POST, prefix=action)
+        if not form.is_valid():
+            for errors in form.errors.values():
+                self.message_user(request, " ".join(errors), messages.ERROR)
+            return HttpResponseRedirect(page)
+        try:
+            call(int(object_id), Actor.for_user(request.user), form.cleaned_data)
+        except RefundError as exc:
+            self.message_user(request, error_text(exc), messages.ERROR)
+        else:
+            self.message_user(request, SUCCESS[action] % {"number": refund.number}, messages.SUCCESS)
+        return HttpResponseRedirect(page)
+
+    def evidence_view(self, request, object_id):
+        if not request.user.has_perm("refunds.view_evidence"):
+            raise PermissionDenied
+        refund = selectors.refund_for_page(object_id)
+        if refund is None:
+            raise Http404
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Evidence report for %(number)s") % {"number": refund.number},
+            "opts": self.model._meta,
+            "refund": refund,
+            "original": refund,
+            "ev": evidence_for_display(refund.evidence, request.user),
+            "trace": refund.rule_trace or [],
+            "change_url": reverse("admin:refunds_refundrequest_change", args=[refund.pk]),
+        }
+        return TemplateResponse(request, "admin/refunds/refundrequest/evidence.html", context)
+
+    def create_for_customer_view(self, request):
+        if not request.user.has_perm(services.PERM_CREATE_FOR_CUSTOMER):
+            raise PermissionDenied
+        if request.method == "POST":
+            return self._create_for_customer_post(request)
+        number = request.GET.get("order", "").strip()
+        orders = []
+        order = None
+        if number:
+            orders = list(Order.objects.filter(number=number).select_related("channel", "customer").order_by("pk")[:20])
+            wanted = request.GET.get("order_id")
+            if wanted and wanted.isdigit():
+                order = next((o for o in orders if o.pk == int(wanted)), None)
+            elif len(orders) == 1:
+                order = orders[0]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Create a refund request for a customer"),
+            "opts": self.model._meta,
+            "number": number,
+            "orders": orders,
+            "order": order,
+            "lines": list(order.lines.order_by("pk")) if order else [],
+            "customer_phone": phone_for(request.user, order.customer.phone) if order else "",
+            "reasons": Reason.choices,
+            "kinds": RefundRequest.Kind.choices,
+            "methods": RefundMethod.choices,
+            "idempotency_key": uuid.uuid4().hex,
+        }
+        return TemplateResponse(request, "admin/refunds/refundrequest/create_for_customer.html", context)
+
+    def _create_for_customer_post(self, request):
+        post = request.POST
+        order = Order.objects.filter(pk=post.get("order_id") or 0).select_related("channel").first()
+        if order is None:
+            raise Http404
+        lines = []
+        for sku in post.getlist("sku"):
+            qty = post.get(f"qty-{sku}", "").strip()
+            if not qty.isdigit():
+                self.message_user(request, _("Quantity for %(sku)s must be a whole number.") % {"sku": sku}, messages.ERROR)
+                return HttpResponseRedirect(self._create_url(order))
+            lines.append(services.LineRequest(sku=sku, quantity=int(qty)))
+        if not lines:
+            self.message_user(request, _("Tick at least one line."), messages.ERROR)
+            return HttpResponseRedirect(self._create_url(order))
+        body = {
+            "order": order.pk,
+            "lines": [(ln.sku, ln.quantity) for ln in lines],
+            "kind": post.get("kind", ""),
+            "reason": post.get("reason", ""),
+            "method": post.get("refund_method", ""),
+            "note": post.get("customer_note", ""),
+        }
+        try:
+            refund, _created = services.refund_submit(
+                actor=Actor.for_user(request.user),
+                channel=support_chat_channel(),
+                order_channel=order.channel,
+                idempotency_key=post.get("idempotency_key", ""),
+                order_number=order.number,
+                kind=body["kind"],
+                reason=body["reason"],
+                lines=lines,
+                refund_method=body["method"],
+                customer_note=body["note"],
+                body_fingerprint=hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(),
+            )
+        except RefundError as exc:
+            self.message_user(request, error_text(exc), messages.ERROR)
+            return HttpResponseRedirect(self._create_url(order))
+        self.message_user(request, _("%(number)s was created for the customer.") % {"number": refund.number}, messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:refunds_refundrequest_change", args=[refund.pk]))
+
+    def _create_url(self, order):
+        return f"{reverse('admin:refunds_refundrequest_create')}?order={order.number}&order_id={order.pk}"
+
+
+def support_chat_channel() -> Channel:
+    """The channel support's own requests arrive on; made the first time support uses it."""
+    channel = Channel.objects.filter(kind=Channel.Kind.SUPPORT_CHAT).order_by("pk").first()
+    if channel is None:
+        channel, _created = Channel.objects.get_or_create(name="Support chat", defaults={"kind": Channel.Kind.SUPPORT_CHAT})
+    return channel
+
+
+def _dt(value):
+    return parse_datetime(value) if isinstance(value, str) else value
+
+
+def evidence_for_display(evidence: dict, user) -> dict:
+    """The stored snapshot, with datetimes parsed and payment details masked for this user."""
+    ev = json.loads(json.dumps(evidence or {}))
+    order = ev.get("order") or {}
+    order["placed_at"] = _dt(order.get("placed_at"))
+    for h in order.get("history") or []:
+        h["at"] = _dt(h.get("at"))
+    payment = ev.get("payment")
+    if payment:
+        payment["reference"] = reference_for(user, payment.get("reference", ""))
+        payment["paid_at"] = _dt(payment.get("paid_at"))
+    for s in ev.get("shipments") or []:
+        s["shipped_at"], s["delivered_at"] = _dt(s.get("shipped_at")), _dt(s.get("delivered_at"))
+        for e in s.get("events") or []:
+            e["at"] = _dt(e.get("at"))
+    for m in ev.get("messages") or []:
+        m["at"] = _dt(m.get("at"))
+    for a in ev.get("address_changes") or []:
+        a["at"] = _dt(a.get("at"))
+    ev["captured_at"] = _dt(ev.get("captured_at"))
+    ev["full_pii"] = pii_level(user) == FULL
+    return ev

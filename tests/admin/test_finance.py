@@ -1,0 +1,372 @@
+"""Finance screens: the payout queue, bulk approval with separation of duties, retries,
+batches, reconciliation, and who may open any of it."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from orders.actors import Actor
+from refunds import services
+from refunds.gateways import SimulatedGateway
+from refunds.models import Payout, PayoutBatch, RefundEvent, RefundRequest
+from tests.factories import OrderFactory, RefundRequestFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:refunds_payout_changelist")
+
+
+def payout_through_services(*, price="50.00", approver=None) -> Payout:
+    """A refund-only request escalated, approved by a support person, with its pending payout."""
+    order = OrderFactory(lines=[("SKU-1", 1, Decimal(price))])
+    refund, _ = services.refund_submit(
+        actor=Actor.for_channel(order.channel),
+        channel=order.channel,
+        idempotency_key=f"fin-{order.pk}",
+        order_number=order.number,
+        kind="refund_only",
+        reason="not_as_described",
+    )
+    services.refund_evaluate(refund_id=refund.pk)
+    approver = approver or UserFactory(username=f"support-{order.pk}", role="support")
+    services.refund_approve(refund_id=refund.pk, actor=Actor.for_user(approver))
+    return Payout.objects.get(request=refund)
+
+
+def bulk_payouts(n: int, *, state=Payout.State.PENDING_APPROVAL, amount="10.00", requests=3) -> list[Payout]:
+    """Many payouts cheaply (for list sizes): a few requests, payouts spread over them."""
+    reqs = [RefundRequestFactory(state=RefundRequest.State.READY_FOR_PAYOUT) for _ in range(requests)]
+    now = timezone.now()
+    return Payout.objects.bulk_create(
+        [
+            Payout(
+                request=reqs[i % requests],
+                method="original_payment",
+                amount=Decimal(amount),
+                currency="CNY",
+                state=state,
+                created_at=now - timedelta(minutes=n - i),
+            )
+            for i in range(n)
+        ]
+    )
+
+
+def approve_action(client, ids, *, query="", select_across=False):
+    return client.post(
+        CHANGELIST + query,
+        {"action": "approve_selected", "_selected_action": ids, "index": 0, "select_across": int(select_across)},
+        follow=True,
+    )
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def events(payout, action):
+    return RefundEvent.objects.filter(payout=payout, action=action).count()
+
+
+@pytest.fixture
+def fin(client, finance_user):
+    client.force_login(finance_user)
+    return client
+
+
+# --- the queue ---------------------------------------------------------------------------
+
+
+def test_the_queue_shows_pending_payouts_oldest_first_with_customer_and_amount(fin):
+    old, new = bulk_payouts(2)
+    bulk_payouts(1, state=Payout.State.SUCCEEDED)
+
+    response = fin.get(CHANGELIST)
+
+    assert response.status_code == 200
+    rows = list(response.context["cl"].result_list)
+    assert [p.pk for p in rows] == [old.pk, new.pk]  # the succeeded one is not in the queue
+    html = response.content.decode()
+    assert 'data-cents="1000" data-currency="CNY"' in html
+    assert old.request.customer.phone in html  # finance sees the phone (PII) in full
+    assert "selection-total" in html
+
+
+def test_the_failed_view_shows_the_gateway_error_and_a_retry_button(fin):
+    (failed,) = bulk_payouts(1, state=Payout.State.FAILED)
+    Payout.objects.filter(pk=failed.pk).update(error="card_declined: insufficient funds")
+
+    response = fin.get(CHANGELIST + "?state=failed")
+
+    assert [p.pk for p in response.context["cl"].result_list] == [failed.pk]
+    html = response.content.decode()
+    assert "card_declined: insufficient funds" in html
+    assert reverse("admin:refunds_payout_retry", args=[failed.pk]) in html
+
+
+# --- bulk approval -----------------------------------------------------------------------
+
+
+def test_bulk_approve_approves_in_one_batch_with_one_event_per_payout(fin, finance_user, django_capture_on_commit_callbacks):
+    a, b = payout_through_services(), payout_through_services(price="80.00")
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = approve_action(fin, [a.pk, b.pk])
+
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert a.state == b.state == Payout.State.APPROVED
+    assert a.approved_by == b.approved_by == finance_user
+    assert a.batch_id == b.batch_id is not None
+    assert events(a, "payout_approve") == events(b, "payout_approve") == 1
+    assert len(callbacks) == 1  # one batch execution task, not one per payout
+    assert any("Approved 2 payouts" in m for m in messages_of(response))
+
+
+def test_bulk_approve_refuses_the_person_who_approved_the_request_and_changes_nothing_for_them(
+    client, admin_user, django_capture_on_commit_callbacks
+):
+    mine = payout_through_services(approver=admin_user)
+    other = payout_through_services()
+    client.force_login(admin_user)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = approve_action(client, [mine.pk, other.pk])
+
+    mine.refresh_from_db()
+    other.refresh_from_db()
+    assert mine.state == Payout.State.PENDING_APPROVAL
+    assert mine.approved_by is None and mine.first_approved_by is None and mine.batch is None
+    assert not RefundEvent.objects.filter(payout=mine).exists()
+    assert other.state == Payout.State.SUCCEEDED  # approved, then paid by the batch task
+    msgs = " ".join(messages_of(response))
+    assert "Skipped 1" in msgs and "you approved its refund request" in msgs and str(mine) in msgs
+
+
+def test_above_the_four_eyes_limit_two_different_finance_people_must_approve(
+    client, finance_user, finance_user2, settings, django_capture_on_commit_callbacks
+):
+    settings.REFUND_DESK = {**settings.REFUND_DESK, "PAYOUT_FOUR_EYES_ABOVE": "100.00"}
+    big = payout_through_services(price="150.00")
+    client.force_login(finance_user)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        first = approve_action(client, [big.pk])
+    big.refresh_from_db()
+    assert big.state == Payout.State.PENDING_APPROVAL and big.first_approved_by == finance_user
+    assert callbacks == []  # nothing is paid on a first approval
+    assert any("First approval recorded on 1 payout" in m for m in messages_of(first))
+
+    again = approve_action(client, [big.pk])
+    big.refresh_from_db()
+    assert big.state == Payout.State.PENDING_APPROVAL and big.approved_by is None
+    assert any("needs a second, different approver" in m for m in messages_of(again))
+    assert events(big, "payout_first_approval") == 1 and events(big, "payout_approve") == 0
+
+    client.force_login(finance_user2)
+    with django_capture_on_commit_callbacks(execute=True):
+        approve_action(client, [big.pk])
+    big.refresh_from_db()
+    assert big.state == Payout.State.SUCCEEDED
+    assert big.approved_by == finance_user2 and big.first_approved_by == finance_user
+
+
+def test_select_all_across_pages_approves_the_whole_filtered_queue_in_one_request(fin, django_capture_on_commit_callbacks):
+    pending = bulk_payouts(150)  # more than one page of 100
+    (failed,) = bulk_payouts(1, state=Payout.State.FAILED)
+
+    with django_capture_on_commit_callbacks(execute=False):
+        # What the browser sends for "select all 150": one page of boxes plus select_across.
+        response = approve_action(fin, [p.pk for p in pending[:100]], select_across=True)
+
+    assert Payout.objects.filter(pk__in=[p.pk for p in pending], state=Payout.State.APPROVED).count() == 150
+    assert RefundEvent.objects.filter(action="payout_approve").count() == 150
+    assert PayoutBatch.objects.count() == 1
+    failed.refresh_from_db()
+    assert failed.state == Payout.State.FAILED  # outside the filter: untouched
+    assert any("Approved 150 payouts" in m for m in messages_of(response))
+
+
+def test_single_approve_button_needs_post_and_the_permission(client, fin, support_user, finance_user):
+    payout = payout_through_services()
+    url = reverse("admin:refunds_payout_approve", args=[payout.pk])
+
+    assert fin.get(url).status_code == 405
+    client.force_login(support_user)
+    assert client.post(url).status_code == 403
+    payout.refresh_from_db()
+    assert payout.state == Payout.State.PENDING_APPROVAL and not RefundEvent.objects.filter(payout=payout).exists()
+
+    client.force_login(finance_user)
+    response = client.post(url, {"next": CHANGELIST}, follow=True)
+    payout.refresh_from_db()
+    assert payout.state == Payout.State.APPROVED and payout.approved_by == finance_user
+    assert any("approved" in m for m in messages_of(response))
+
+
+def test_void_action_voids_a_pending_payout(fin):
+    payout = payout_through_services()
+
+    fin.post(CHANGELIST, {"action": "void_selected", "_selected_action": [payout.pk], "index": 0}, follow=True)
+
+    payout.refresh_from_db()
+    assert payout.state == Payout.State.VOIDED and events(payout, "payout_void") == 1
+
+
+# --- failed payouts ----------------------------------------------------------------------
+
+
+def test_a_failed_payout_is_retried_from_the_admin_and_then_succeeds(fin, finance_user, django_capture_on_commit_callbacks):
+    payout = payout_through_services()
+    SimulatedGateway.set_mode("fail", calls=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payout_approve(payout_id=payout.pk, actor=Actor.for_user(finance_user))
+    payout.refresh_from_db()
+    assert payout.state == Payout.State.FAILED and payout.error
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = fin.post(
+            CHANGELIST + "?state=failed",
+            {"action": "retry_selected", "_selected_action": [payout.pk], "index": 0},
+            follow=True,
+        )
+
+    payout.refresh_from_db()
+    assert payout.state == Payout.State.SUCCEEDED and payout.attempts == 2
+    assert events(payout, "payout_retry") == 1
+    assert payout.request.refresh_from_db() or payout.request.state == RefundRequest.State.REFUNDED
+    assert any("Retried 1" in m for m in messages_of(response))
+
+
+def test_retrying_a_payout_that_did_not_fail_is_refused_with_a_message(fin):
+    payout = payout_through_services()
+
+    response = fin.post(reverse("admin:refunds_payout_retry", args=[payout.pk]), follow=True)
+
+    payout.refresh_from_db()
+    assert payout.state == Payout.State.PENDING_APPROVAL
+    assert any("only a failed payout can be retried" in m for m in messages_of(response))
+
+
+# --- batches and reconciliation ----------------------------------------------------------
+
+
+def test_batches_list_shows_each_batch_size_and_total(fin, finance_user):
+    ps = bulk_payouts(3, amount="12.50")
+    result = services.payout_approve_bulk(payout_ids=[p.pk for p in ps], actor=Actor.for_user(finance_user))
+
+    response = fin.get(reverse("admin:refunds_payoutbatch_changelist"))
+
+    (batch,) = response.context["cl"].result_list
+    assert batch.pk == result.batch.pk and batch.payout_count == 3 and batch.payout_total == Decimal("37.50")
+
+
+def _succeeded(amount, method, at):
+    (p,) = bulk_payouts(1, amount=amount, requests=1)
+    Payout.objects.filter(pk=p.pk).update(state=Payout.State.SUCCEEDED, succeeded_at=at, method=method)
+    return p
+
+
+def test_reconciliation_sums_succeeded_payouts_by_local_day_and_method(fin):
+    day = timezone.localdate() - timedelta(days=1)
+    noon = timezone.make_aware(timezone.datetime.combine(day, timezone.datetime.min.time())) + timedelta(hours=12)
+    _succeeded("10.10", "original_payment", noon)
+    _succeeded("20.20", "original_payment", noon + timedelta(hours=1))
+    _succeeded("5.00", "store_credit", noon)
+    _succeeded("99.00", "store_credit", noon - timedelta(days=3))  # outside the range
+    (pending,) = bulk_payouts(1, amount="7.00", requests=1)  # not paid: never counted
+
+    response = fin.get(reverse("admin:refunds_payout_reconciliation"), {"start": day, "end": day})
+
+    rows = [(r["day"], r["method"], r["count"], r["total"]) for r in response.context["rows"]]
+    assert rows == [(day, "original_payment", 2, Decimal("30.30")), (day, "store_credit", 1, Decimal("5.00"))]
+    assert response.context["totals"] == [("CNY", {"count": 3, "total": Decimal("35.30")})]
+
+    csv_response = fin.get(reverse("admin:refunds_payout_reconciliation"), {"start": day, "end": day, "format": "csv"})
+    lines = csv_response.content.decode("utf-8-sig").strip().splitlines()
+    assert lines[0] == "day,method,currency,count,total"
+    assert lines[1:] == [f"{day},original_payment,CNY,2,30.30", f"{day},store_credit,CNY,1,5.00"]
+
+
+def test_reconciliation_rejects_a_backwards_range(fin):
+    response = fin.get(reverse("admin:refunds_payout_reconciliation"), {"start": "2026-02-02", "end": "2026-02-01"})
+    assert response.status_code == 200 and response.context["rows"] == []
+    assert "before the start date" in response.content.decode()
+
+
+# --- permissions -------------------------------------------------------------------------
+
+FINANCE_PAGES = [
+    ("admin:refunds_payout_changelist", []),
+    ("admin:refunds_payoutbatch_changelist", []),
+    ("admin:refunds_payout_reconciliation", []),
+    ("admin:refunds_payout_export", ["xlsx"]),
+    ("admin:refunds_payout_export_requests", ["csv"]),
+]
+
+
+@pytest.mark.parametrize("role", ["support", "warehouse", "risk"])
+def test_other_roles_are_refused_every_finance_page_and_action(client, role):
+    payout = payout_through_services()
+    user = UserFactory(username=f"{role}-x", role=role)
+    client.force_login(user)
+
+    for name, args in FINANCE_PAGES:
+        assert client.get(reverse(name, args=args)).status_code == 403, name
+    assert client.get(reverse("admin:refunds_payout_change", args=[payout.pk])).status_code == 403
+    for name in ("approve", "void", "retry"):
+        assert client.post(reverse(f"admin:refunds_payout_{name}", args=[payout.pk])).status_code == 403
+    response = client.post(CHANGELIST, {"action": "approve_selected", "_selected_action": [payout.pk], "index": 0})
+    assert response.status_code == 403
+    assert client.post(reverse("admin:refunds_payout_import_orders")).status_code == 403
+
+    payout.refresh_from_db()
+    assert payout.state == Payout.State.PENDING_APPROVAL and payout.first_approved_by is None
+    assert not RefundEvent.objects.filter(payout=payout).exists()
+
+
+@pytest.mark.parametrize("role", ["finance", "admin"])
+def test_finance_and_admin_open_every_finance_page(client, role, finance_user, admin_user):
+    payout = payout_through_services()
+    client.force_login(finance_user if role == "finance" else admin_user)
+    for name, args in FINANCE_PAGES:
+        assert client.get(reverse(name, args=args)).status_code == 200, name
+    response = client.get(reverse("admin:refunds_payout_change", args=[payout.pk]))
+    assert response.status_code == 200
+    assert reverse("admin:refunds_payout_approve", args=[payout.pk]) in response.content.decode()
+
+
+def test_finance_may_not_import_orders(fin):
+    assert fin.get(reverse("admin:refunds_payout_import_orders")).status_code == 403
+
+
+# --- query counts: the same for 10 and 500 rows ------------------------------------------
+
+
+def _queries(client, url) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [CHANGELIST, CHANGELIST + "?state=failed", CHANGELIST + "?state=all", reverse("admin:refunds_payoutbatch_changelist")],
+)
+def test_finance_changelists_run_the_same_queries_for_10_and_500_rows(fin, finance_user, url):
+    def fill(n):
+        ps = bulk_payouts(n)
+        bulk_payouts(n, state=Payout.State.FAILED)
+        services.payout_approve_bulk(payout_ids=[p.pk for p in ps[: n // 2]], actor=Actor.for_user(finance_user))
+
+    fill(10)
+    small = _queries(fin, url)
+    fill(490)
+    large = _queries(fin, url)
+    assert small == large
+    assert large <= 8
