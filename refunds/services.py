@@ -14,14 +14,14 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Case, DecimalField, F, IntegerField, Q, Value, When
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
 from config.q2 import enqueue_on_commit
 from notifications.services import notify_customer, notify_staff
 from orders.actors import SYSTEM, Actor
-from orders.models import Order, OrderLine, Shipment
+from orders.models import Order, OrderLine, Shipment, TrackingEvent
 from refunds import rules
 from refunds.errors import (
     ActionForbidden,
@@ -254,10 +254,15 @@ def _create_request(
             {"lines": [f"{amount} is more than is left to refund on the order ({order.refundable_total})."]}
         )
 
-    for line, qty, line_amount in taken:
-        OrderLine.objects.filter(pk=line.pk).update(
-            held_quantity=F("held_quantity") + qty, held_amount=F("held_amount") + line_amount
-        )
+    # One UPDATE for all lines, so intake costs the same whatever the order's size.
+    OrderLine.objects.filter(pk__in=[line.pk for line, _, _ in taken]).update(
+        held_quantity=F("held_quantity")
+        + Case(*[When(pk=line.pk, then=Value(qty)) for line, qty, _ in taken], output_field=IntegerField()),
+        held_amount=F("held_amount")
+        + Case(
+            *[When(pk=line.pk, then=Value(a)) for line, _, a in taken], output_field=DecimalField(max_digits=14, decimal_places=2)
+        ),
+    )
     Order.objects.filter(pk=order.pk).update(held_total=F("held_total") + amount)
 
     refund = RefundRequest.objects.create(
@@ -613,6 +618,10 @@ def return_ship(*, refund_id: int, actor: Actor, carrier: str, tracking_number: 
         except IntegrityError:
             raise RefundValidationError({"tracking_number": ["This tracking number belongs to another return."]}) from None
         _move(refund, "return_shipped", actor=actor, note=f"{carrier} {tracking_number}")
+        # Carrier scans that arrived before the customer told us the tracking number.
+        TrackingEvent.objects.filter(
+            carrier=carrier, tracking_number=tracking_number, shipment__isnull=True, return_parcel__isnull=True
+        ).update(return_parcel=parcel)
     return refund
 
 

@@ -1,0 +1,32 @@
+"""Create a sales channel and print its API key once, alone on the last line."""
+
+import secrets
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from orders.models import Channel
+
+
+class Command(BaseCommand):
+    help = "Create a channel and print its API key (shown once; only a hash is stored)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument("--kind", required=True, choices=Channel.Kind.values)
+        parser.add_argument("--rotate", action="store_true", help="Give an existing channel a new key.")
+
+    def handle(self, *args, name, kind, rotate, **options):
+        key = f"rd_{secrets.token_urlsafe(32)}"
+        with transaction.atomic():
+            channel = Channel.objects.select_for_update().filter(name=name).first()
+            if channel is not None and not rotate:
+                raise CommandError(f"Channel {name!r} exists; pass --rotate to give it a new key.")
+            if channel is None:
+                channel = Channel(name=name, kind=kind)
+            channel.kind = kind
+            channel.key_hash = Channel.hash_key(key)
+            channel.key_prefix = key[:8]
+            channel.save()
+        self.stdout.write(f"Channel {channel.name} ({channel.kind}) ready. Its key, shown only now:")
+        self.stdout.write(key)

@@ -1,0 +1,118 @@
+import hashlib
+import hmac
+import json
+import secrets
+
+import pytest
+from django.apps import apps
+from django.db.models import Sum
+from rest_framework.test import APIClient
+
+from orders.models import Carrier, Channel, Order, OrderLine
+from tests.factories import ChannelFactory
+
+# Every table the channel API can write to: a 4xx must leave all of them as they were.
+WRITABLE = [
+    "orders.Customer",
+    "orders.Address",
+    "orders.Order",
+    "orders.OrderLine",
+    "orders.OrderEvent",
+    "orders.AddressChange",
+    "orders.Payment",
+    "orders.Shipment",
+    "orders.TrackingEvent",
+    "orders.CustomerMessage",
+    "refunds.RefundRequest",
+    "refunds.RefundLine",
+    "refunds.RefundEvent",
+    "refunds.ReturnParcel",
+    "refunds.Payout",
+    "notifications.Notification",
+]
+
+
+def db_snapshot() -> dict:
+    """Row counts of every writable table, plus the money held on orders and lines."""
+    snap = {label: apps.get_model(label).objects.count() for label in WRITABLE}
+    snap["held_total"] = Order.objects.aggregate(s=Sum("held_total"))["s"]
+    snap["held_quantity"] = OrderLine.objects.aggregate(s=Sum("held_quantity"))["s"]
+    snap["states"] = sorted(apps.get_model("refunds.RefundRequest").objects.values_list("pk", "state"))
+    return snap
+
+
+def make_channel(name: str, kind=Channel.Kind.WEB_STORE) -> tuple[Channel, str]:
+    key = f"rd_{secrets.token_urlsafe(16)}"
+    channel = ChannelFactory(name=name, kind=kind)
+    Channel.objects.filter(pk=channel.pk).update(key_hash=Channel.hash_key(key), key_prefix=key[:8])
+    return channel, key
+
+
+@pytest.fixture
+def channel_and_key(db):
+    return make_channel("shop")
+
+
+@pytest.fixture
+def channel(channel_and_key):
+    return channel_and_key[0]
+
+
+@pytest.fixture
+def key(channel_and_key):
+    return channel_and_key[1]
+
+
+@pytest.fixture
+def other_channel_and_key(db):
+    return make_channel("market", kind=Channel.Kind.MARKETPLACE)
+
+
+@pytest.fixture
+def api(key):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client
+
+
+@pytest.fixture
+def carrier(db):
+    return Carrier.objects.create(code="sf", name="SF Express", secret=secrets.token_hex(16))
+
+
+def sign(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def tracking_body(**overrides) -> bytes:
+    data = {
+        "carrier": "sf",
+        "tracking_number": "SF9",
+        "status": "in_transit",
+        "occurred_at": "2026-11-03T08:00:00Z",
+        "location": "Changsha",
+        **overrides,
+    }
+    return json.dumps(data).encode()
+
+
+def order_body(**overrides) -> dict:
+    body = {
+        "placed_at": "2026-11-01T10:00:00Z",
+        "currency": "CNY",
+        "customer": {"external_id": "C-1", "name": "Li Lei", "phone": "+8613800000000", "email": "li@example.com"},
+        "shipping_address": {
+            "name": "Li Lei",
+            "phone": "+8613800000000",
+            "line1": "1 Nanjing Road",
+            "city": "Shanghai",
+            "postcode": "200000",
+            "country": "CN",
+        },
+        "lines": [{"sku": "SKU-1", "name": "Shirt", "quantity": 2, "unit_price": "29.95"}],
+        "shipping_fee": "0.00",
+        "payment": {"method": "alipay", "reference": "PAY-1", "amount": "59.90", "paid_at": "2026-11-01T10:01:00Z"},
+        "shipments": [{"carrier": "sf", "tracking_number": "SF1", "shipped_at": "2026-11-02T10:00:00Z", "delivered_at": None}],
+    }
+    body.update(overrides)
+    return body

@@ -1,0 +1,336 @@
+"""The channel API through real HTTP against the test server: every endpoint and every
+error of api.md, and nothing written on any 4xx."""
+
+import json
+from decimal import Decimal
+
+import pytest
+import requests
+
+from orders.models import AddressChange, Order, Shipment, TrackingEvent
+from refunds import services
+from refunds.models import RefundRequest, ReturnParcel
+from tests.api.conftest import db_snapshot, order_body, sign, tracking_body
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def http(live_server, key):
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {key}"
+
+    def call(method, path, *, json_body=None, data=None, headers=None, auth=True):
+        h = dict(headers or {})
+        if not auth:
+            h["Authorization"] = ""
+        kwargs = {"headers": h, "timeout": 10}
+        if json_body is not None:
+            kwargs["json"] = json_body
+        if data is not None:
+            kwargs["data"] = data
+        return session.request(method, f"{live_server.url}{path}", **kwargs)
+
+    return call
+
+
+def refund_body(**overrides):
+    return {
+        "order_number": "MKT-1",
+        "kind": "return_and_refund",
+        "reason": "size_fit",
+        "lines": [{"sku": "SKU-1", "quantity": 1}],
+        **overrides,
+    }
+
+
+def assert_json_error(response, status):
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    return response.json()
+
+
+def test_without_key_or_with_a_bad_key_answers_401_and_writes_nothing(http):
+    before = db_snapshot()
+    for headers in (
+        {"Authorization": ""},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Token x"},
+        {"Authorization": "Bearer a b"},
+    ):
+        r = http("PUT", "/api/v1/orders/MKT-1/", json_body=order_body(), headers=headers)
+        assert "detail" in assert_json_error(r, 401)
+        r = http("POST", "/api/v1/refunds/", json_body=refund_body(), headers={**headers, "Idempotency-Key": "k"})
+        assert_json_error(r, 401)
+        assert_json_error(http("GET", "/api/v1/refunds/", headers=headers), 401)
+    assert db_snapshot() == before
+
+
+def test_order_upsert_creates_then_updates_and_records_an_address_change(http):
+    r = http("PUT", "/api/v1/orders/MKT-1/", json_body=order_body())
+    assert r.status_code == 201, r.text
+    got = r.json()
+    assert (got["state"], got["paid_total"], got["refund_status"]) == ("shipped", "59.90", "none")
+    assert [ln["sku"] for ln in got["lines"]] == ["SKU-1"]
+
+    before = db_snapshot()
+    r = http("PUT", "/api/v1/orders/MKT-1/", json_body=order_body())
+    assert r.status_code == 200
+    assert db_snapshot() == before, "the same body again writes nothing"
+
+    moved = order_body(shipping_address={"line1": "9 Other Street", "city": "Beijing", "country": "CN"})
+    moved["shipments"][0]["delivered_at"] = "2026-11-04T10:00:00Z"
+    r = http("PUT", "/api/v1/orders/MKT-1/", json_body=moved)
+    assert r.status_code == 200 and r.json()["state"] == "delivered"
+    change = AddressChange.objects.get()
+    assert str(change.new_address).startswith("9 Other Street") and str(change.old_address).startswith("1 Nanjing Road")
+
+    r = http("GET", "/api/v1/orders/MKT-1/")
+    assert r.status_code == 200 and r.json()["state"] == "delivered"
+
+
+def test_order_messages_are_recorded(http):
+    http("PUT", "/api/v1/orders/MKT-1/", json_body=order_body())
+    r = http(
+        "POST",
+        "/api/v1/orders/MKT-1/messages/",
+        json_body={"direction": "in", "body": "where is it?", "sent_at": "2026-11-03T10:00:00Z"},
+    )
+    assert r.status_code == 201 and r.json()["body"] == "where is it?"
+    before = db_snapshot()
+    assert "direction" in assert_json_error(
+        http("POST", "/api/v1/orders/MKT-1/messages/", json_body={"direction": "sideways", "body": "x"}), 400
+    )
+    assert_json_error(http("POST", "/api/v1/orders/NOPE/messages/", json_body={"direction": "in", "body": "x"}), 404)
+    assert db_snapshot() == before
+
+
+def test_order_upsert_bad_bodies_answer_400_per_field(http):
+    # The long tail of bad bodies is in test_validation.py (in-process); here a few go over HTTP.
+    cases = [("currency", {"currency": "yuan"}), ("lines", {"lines": []}), ("surprise", {"surprise": 1})]
+    before = db_snapshot()
+    for field, change in cases:
+        errors = assert_json_error(http("PUT", "/api/v1/orders/MKT-1/", json_body=order_body(**change)), 400)
+        assert field in errors
+    assert db_snapshot() == before
+
+
+def test_order_lines_held_by_a_request_cannot_change(http, channel):
+    http("PUT", "/api/v1/orders/MKT-1/", json_body=order_body())
+    r = http("POST", "/api/v1/refunds/", json_body=refund_body(), headers={"Idempotency-Key": "k1"})
+    assert r.status_code == 201
+    changed = order_body()
+    changed["lines"][0]["quantity"] = 1
+    changed["payment"]["amount"] = "29.95"
+    before = db_snapshot()
+    errors = assert_json_error(http("PUT", "/api/v1/orders/MKT-1/", json_body=changed), 400)
+    assert "lines" in errors
+    assert db_snapshot() == before
+
+
+def test_refund_create_replay_and_conflict(http):
+    http("PUT", "/api/v1/orders/MKT-1/", json_body=order_body())
+    r = http("POST", "/api/v1/refunds/", json_body=refund_body(), headers={"Idempotency-Key": "k1"})
+    assert r.status_code == 201, r.text
+    got = r.json()
+    assert set(got) >= {
+        "id",
+        "number",
+        "state",
+        "order_number",
+        "kind",
+        "reason",
+        "lines",
+        "amount_requested",
+        "currency",
+        "refund_method",
+        "created_at",
+        "url",
+    }
+    assert got["lines"] == [{"sku": "SKU-1", "name": "Shirt", "quantity": 1, "amount": "29.95"}]
+    assert (got["amount_requested"], got["currency"], got["refund_method"]) == ("29.95", "CNY", "original_payment")
+    # q2 runs inline here, so the answer is already the evaluated state.
+    assert got["state"] == "awaiting_return"
+    assert got["url"].endswith(f"/api/v1/refunds/{got['id']}/")
+
+    before = db_snapshot()
+    # Same key, same body (keys in another order): the same request, 200.
+    reordered = json.dumps(dict(reversed(list(refund_body().items()))))
+    r = http("POST", "/api/v1/refunds/", data=reordered, headers={"Idempotency-Key": "k1", "Content-Type": "application/json"})
+    assert r.status_code == 200 and r.json()["id"] == got["id"]
+    r = http("POST", "/api/v1/refunds/", json_body=refund_body(reason="damaged"), headers={"Idempotency-Key": "k1"})
+    assert_json_error(r, 409)
+    assert db_snapshot() == before
+
+
+def test_refund_create_errors_write_nothing(http):
+    http("PUT", "/api/v1/orders/MKT-1/", json_body=order_body())
+    cases = [
+        (refund_body(), {}, 400, "Idempotency-Key"),
+        (refund_body(order_number="NOPE"), {"Idempotency-Key": "x"}, 404, "detail"),
+        (refund_body(lines=[{"sku": "SKU-1", "quantity": 3}]), {"Idempotency-Key": "x"}, 400, "lines"),
+        (refund_body(lines=[{"sku": "SKU-1", "quantity": 0}]), {"Idempotency-Key": "x"}, 400, "lines"),
+        (refund_body(lines=[{"sku": "NOPE", "quantity": 1}]), {"Idempotency-Key": "x"}, 400, "lines"),
+        (refund_body(reason="bored"), {"Idempotency-Key": "x"}, 400, "reason"),
+        (refund_body(refund_method="cash"), {"Idempotency-Key": "x"}, 400, "refund_method"),
+    ]
+    before = db_snapshot()
+    for body, headers, status, field in cases:
+        errors = assert_json_error(http("POST", "/api/v1/refunds/", json_body=body, headers=headers), status)
+        assert field in errors, (body, errors)
+    assert db_snapshot() == before
+
+
+def test_malformed_and_non_utf8_bodies_are_400_json(http):
+    http("PUT", "/api/v1/orders/MKT-1/", json_body=order_body())
+    before = db_snapshot()
+    for raw in (b"{not json", b"\xff\xfe\x00garbage", b'{"order_number": "MKT-1", "kind": '):
+        r = http("POST", "/api/v1/refunds/", data=raw, headers={"Idempotency-Key": "x", "Content-Type": "application/json"})
+        assert_json_error(r, 400)
+    r = http(
+        "POST",
+        "/api/v1/refunds/",
+        data="order_number=MKT-1",
+        headers={"Idempotency-Key": "x", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_json_error(r, 415)
+    assert db_snapshot() == before
+
+
+def test_another_channels_objects_answer_404(http, other_channel_and_key, live_server):
+    other, other_key = other_channel_and_key
+    http("PUT", "/api/v1/orders/MKT-1/", json_body=order_body())
+    mine = http("POST", "/api/v1/refunds/", json_body=refund_body(), headers={"Idempotency-Key": "k1"}).json()
+    as_other = {"Authorization": f"Bearer {other_key}"}
+    before = db_snapshot()
+    assert_json_error(http("GET", "/api/v1/orders/MKT-1/", headers=as_other), 404)
+    assert_json_error(http("GET", f"/api/v1/refunds/{mine['id']}/", headers=as_other), 404)
+    for action in ("withdraw", "alternative/accept", "alternative/decline"):
+        assert_json_error(http("POST", f"/api/v1/refunds/{mine['id']}/{action}/", json_body={}, headers=as_other), 404)
+    assert_json_error(http("POST", f"/api/v1/refunds/{mine['id']}/messages/", json_body={"body": "hi"}, headers=as_other), 404)
+    r = http(
+        "POST",
+        f"/api/v1/refunds/{mine['id']}/return-shipment/",
+        json_body={"carrier": "sf", "tracking_number": "X"},
+        headers=as_other,
+    )
+    assert_json_error(r, 404)
+    r = http("POST", "/api/v1/refunds/", json_body=refund_body(), headers={**as_other, "Idempotency-Key": "k1"})
+    assert_json_error(r, 404)
+    assert http("GET", "/api/v1/refunds/", headers=as_other).json()["count"] == 0
+    assert db_snapshot() == before
+
+
+def test_detail_list_withdraw_and_disallowed_transitions(http):
+    http("PUT", "/api/v1/orders/MKT-1/", json_body=order_body())
+    created = http("POST", "/api/v1/refunds/", json_body=refund_body(), headers={"Idempotency-Key": "k1"}).json()
+    detail = http("GET", f"/api/v1/refunds/{created['id']}/").json()
+    assert detail["state"] == "awaiting_return"
+    assert detail["decision"] == {"decided_by": "system", "reason": "all rules passed", "alternative": None}
+    assert set(detail["return_instructions"]) >= {"return_code", "address", "deadline"}
+    assert [e["state"] for e in detail["timeline"]] == ["submitted", "approved", "awaiting_return"]
+
+    listing = http("GET", "/api/v1/refunds/?order_number=MKT-1&state=awaiting_return").json()
+    assert [r["id"] for r in listing["results"]] == [created["id"]]
+    assert http("GET", "/api/v1/refunds/?state=refunded").json()["count"] == 0
+    assert "state" in assert_json_error(http("GET", "/api/v1/refunds/?state=bogus"), 400)
+
+    before = db_snapshot()
+    assert_json_error(http("POST", f"/api/v1/refunds/{created['id']}/alternative/accept/", json_body={}), 409)
+    assert_json_error(http("POST", f"/api/v1/refunds/{created['id']}/alternative/decline/", json_body={}), 409)
+    assert_json_error(http("POST", f"/api/v1/refunds/{created['id']}/messages/", json_body={"body": "hello"}), 409)
+    assert_json_error(http("GET", "/api/v1/refunds/999999/"), 404)
+    assert db_snapshot() == before
+
+    r = http("POST", f"/api/v1/refunds/{created['id']}/withdraw/", json_body={})
+    assert r.status_code == 200 and r.json()["state"] == "withdrawn"
+    assert Order.objects.get(number="MKT-1").held_total == Decimal("0.00")
+    before = db_snapshot()
+    assert_json_error(http("POST", f"/api/v1/refunds/{created['id']}/withdraw/", json_body={}), 409)
+    r = http("POST", f"/api/v1/refunds/{created['id']}/return-shipment/", json_body={"carrier": "sf", "tracking_number": "SF9"})
+    assert_json_error(r, 409)
+    assert db_snapshot() == before
+
+
+def test_return_shipment_then_carrier_scan(http, live_server, carrier):
+    http("PUT", "/api/v1/orders/MKT-1/", json_body=order_body())
+    created = http("POST", "/api/v1/refunds/", json_body=refund_body(), headers={"Idempotency-Key": "k1"}).json()
+    before = db_snapshot()
+    errors = assert_json_error(
+        http("POST", f"/api/v1/refunds/{created['id']}/return-shipment/", json_body={"carrier": "sf"}), 400
+    )
+    assert "tracking_number" in errors
+    assert db_snapshot() == before
+    r = http("POST", f"/api/v1/refunds/{created['id']}/return-shipment/", json_body={"carrier": "sf", "tracking_number": "SF9"})
+    assert r.status_code == 200 and r.json()["state"] == "return_in_transit"
+    assert r.json()["return_instructions"]["tracking_number"] == "SF9"
+
+    body = tracking_body(tracking_number="SF9")
+    r = requests.post(
+        f"{live_server.url}/api/v1/tracking-events/",
+        data=body,
+        headers={"X-Signature": sign(carrier.secret, body), "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert r.status_code == 201 and r.json()["matched"] is True
+    assert TrackingEvent.objects.get().return_parcel == ReturnParcel.objects.get()
+
+
+def test_customer_answer_resumes_review(http, channel, support):
+    http("PUT", "/api/v1/orders/MKT-1/", json_body=order_body())
+    created = http(
+        "POST", "/api/v1/refunds/", json_body=refund_body(reason="not_as_described"), headers={"Idempotency-Key": "k1"}
+    ).json()
+    assert created["state"] == "under_review"
+    services.refund_ask_customer(refund_id=created["id"], actor=support, question="A photo, please?")
+    before = db_snapshot()
+    assert "body" in assert_json_error(http("POST", f"/api/v1/refunds/{created['id']}/messages/", json_body={"body": ""}), 400)
+    assert db_snapshot() == before
+    r = http("POST", f"/api/v1/refunds/{created['id']}/messages/", json_body={"body": "here it is"})
+    assert r.status_code == 200 and r.json()["state"] == "under_review"
+    assert RefundRequest.objects.get().customer.messages.filter(body="here it is").exists()
+
+
+def test_tracking_webhook_signature_replay_and_delivery(live_server, carrier, channel, key):
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {key}"
+    session.put(f"{live_server.url}/api/v1/orders/MKT-1/", json=order_body(), timeout=10)
+    url = f"{live_server.url}/api/v1/tracking-events/"
+    body = tracking_body(tracking_number="SF1", status="delivered", occurred_at="2026-11-04T09:00:00Z")
+    before = db_snapshot()
+    for sig in (None, "", "0" * 64, sign("wrong", body), sign(carrier.secret, body + b" ")):
+        headers = {"Content-Type": "application/json", **({"X-Signature": sig} if sig is not None else {})}
+        r = requests.post(url, data=body, headers=headers, timeout=10)
+        assert_json_error(r, 401)
+    assert_json_error(requests.post(url, data=b"\xff", headers={"X-Signature": "ab"}, timeout=10), 401)
+    assert db_snapshot() == before
+
+    headers = {"X-Signature": sign(carrier.secret, body), "Content-Type": "application/json"}
+    assert requests.post(url, data=body, headers=headers, timeout=10).status_code == 201
+    assert Order.objects.get(number="MKT-1").state == "delivered"
+    shipment = Shipment.objects.get(tracking_number="SF1")
+    assert (shipment.last_status, shipment.delivered_at.isoformat()) == ("delivered", "2026-11-04T09:00:00+00:00")
+    before = db_snapshot()
+    r = requests.post(url, data=body, headers=headers, timeout=10)
+    assert r.status_code == 200
+    assert db_snapshot() == before
+
+    bad = tracking_body(status="lost")
+    errors = assert_json_error(requests.post(url, data=bad, headers={"X-Signature": sign(carrier.secret, bad)}, timeout=10), 400)
+    assert "status" in errors
+    assert db_snapshot() == before
+
+
+def test_schema_and_docs_are_served(live_server):
+    r = requests.get(f"{live_server.url}/api/schema/?format=json", timeout=10)
+    assert r.status_code == 200
+    paths = r.json()["paths"]
+    for path in (
+        "/api/v1/orders/{order_number}/",
+        "/api/v1/refunds/",
+        "/api/v1/refunds/{refund_id}/",
+        "/api/v1/tracking-events/",
+    ):
+        assert path in paths
+    assert set(paths["/api/v1/refunds/"]["post"]["responses"]) == {"200", "201", "400", "401", "404", "409"}
+    assert requests.get(f"{live_server.url}/api/docs/", timeout=10).status_code == 200

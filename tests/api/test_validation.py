@@ -1,0 +1,147 @@
+"""The long tail of bad bodies, in-process (test_http.py covers each kind over real HTTP):
+every one answers 400 with the field named, and nothing is written."""
+
+import pytest
+
+from tests.api.conftest import db_snapshot, order_body
+
+pytestmark = pytest.mark.django_db
+
+
+def refund_body(**overrides):
+    return {
+        "order_number": "MKT-1",
+        "kind": "refund_only",
+        "reason": "size_fit",
+        "lines": [{"sku": "SKU-1", "quantity": 1}],
+        **overrides,
+    }
+
+
+@pytest.fixture
+def order(api):
+    assert api.put("/api/v1/orders/MKT-1/", order_body(), format="json").status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda b: b.pop("customer"), "customer"),
+        (lambda b: b["customer"].pop("external_id"), "customer"),
+        (lambda b: b["customer"].update(email="not-an-email"), "customer"),
+        (lambda b: b.update(currency="yuan"), "currency"),
+        (lambda b: b.update(currency=None), "currency"),
+        (lambda b: b.update(placed_at="yesterday"), "placed_at"),
+        (lambda b: b.update(placed_at="99999-01-01T00:00:00Z"), "placed_at"),
+        (lambda b: b.update(lines=[]), "lines"),
+        (lambda b: b.update(lines="SKU-1"), "lines"),
+        (lambda b: b["lines"].append(dict(b["lines"][0])), "lines"),
+        (lambda b: b["lines"][0].update(quantity=0), "lines"),
+        (lambda b: b["lines"][0].update(quantity=-3), "lines"),
+        (lambda b: b["lines"][0].update(quantity="two"), "lines"),
+        (lambda b: b["lines"][0].update(quantity=10**30), "lines"),
+        (lambda b: b["lines"][0].update(quantity=1.5), "lines"),
+        (lambda b: b["lines"][0].update(unit_price="1e30"), "lines"),
+        (lambda b: b["lines"][0].update(unit_price="99999999999999.99"), "lines"),
+        (lambda b: b["lines"][0].update(unit_price="NaN"), "lines"),
+        (lambda b: b["lines"][0].update(unit_price=29.95), "lines"),
+        (lambda b: b["lines"][0].update(unit_price="29.955"), "lines"),
+        (lambda b: b["lines"][0].update(sku="x" * 65), "lines"),
+        (lambda b: b["lines"][0].update(sku="bad\x00sku"), "lines"),
+        (lambda b: b["lines"][0].update(colour="red"), "lines"),
+        (lambda b: b.update(surprise=1), "surprise"),
+        (lambda b: b["payment"].update(amount="-1.00"), "payment"),
+        (lambda b: b["payment"].pop("reference"), "payment"),
+        (lambda b: b["shipments"][0].update(shipped_at="soon"), "shipments"),
+        (lambda b: b["shipments"].append(dict(b["shipments"][0])), "shipments"),
+        (lambda b: b["shipping_address"].update(country="China"), "shipping_address"),
+        (lambda b: b.update(shipping_fee={"amount": 1}), "shipping_fee"),
+    ],
+)
+def test_bad_order_bodies(api, mutate, field):
+    body = order_body()
+    mutate(body)
+    before = db_snapshot()
+    r = api.put("/api/v1/orders/MKT-1/", body, format="json")
+    assert r.status_code == 400, r.content
+    assert field in r.json()
+    assert db_snapshot() == before
+
+
+def test_order_number_too_long(api):
+    before = db_snapshot()
+    r = api.put(f"/api/v1/orders/{'9' * 65}/", order_body(), format="json")
+    assert r.status_code == 400 and "order_number" in r.json()
+    assert db_snapshot() == before
+
+
+def test_payment_below_what_is_refunded_or_held(api, order):
+    assert api.post("/api/v1/refunds/", refund_body(), format="json", HTTP_IDEMPOTENCY_KEY="k").status_code == 201
+    body = order_body()
+    body["payment"]["amount"] = "10.00"
+    before = db_snapshot()
+    r = api.put("/api/v1/orders/MKT-1/", body, format="json")
+    assert r.status_code == 400 and "payment" in r.json()
+    assert db_snapshot() == before
+
+
+def test_another_customer_for_the_same_order_is_refused(api, order):
+    body = order_body(customer={"external_id": "C-2"})
+    before = db_snapshot()
+    r = api.put("/api/v1/orders/MKT-1/", body, format="json")
+    assert r.status_code == 400 and "customer" in r.json()
+    assert db_snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (refund_body(lines=[{"sku": "SKU-1", "quantity": 3}]), "lines"),
+        (refund_body(lines=[{"sku": "SKU-1", "quantity": 0}]), "lines"),
+        (refund_body(lines=[{"sku": "SKU-1", "quantity": -1}]), "lines"),
+        (refund_body(lines=[{"sku": "SKU-1", "quantity": "1"}, {"sku": "SKU-1", "quantity": 1}]), "lines"),
+        (refund_body(lines=[{"sku": "SKU-1", "quantity": 99999999999999999999999}]), "lines"),
+        (refund_body(lines=[{"sku": "NOPE", "quantity": 1}]), "lines"),
+        (refund_body(lines=[]), "lines"),
+        (refund_body(lines=None), "lines"),
+        (refund_body(lines=[{"quantity": 1}]), "lines"),
+        (refund_body(reason="bored"), "reason"),
+        (refund_body(reason=["size_fit"]), "reason"),
+        (refund_body(kind="swap"), "kind"),
+        (refund_body(refund_method="cash"), "refund_method"),
+        (refund_body(order_number=""), "order_number"),
+        (refund_body(order_number={"a": 1}), "order_number"),
+        (refund_body(customer_note="x" * 2001), "customer_note"),
+        (refund_body(extra=True), "extra"),
+        ("just a string", "non_field_errors"),
+        (None, "order_number"),  # an empty body
+    ],
+)
+def test_bad_refund_bodies(api, order, body, field):
+    before = db_snapshot()
+    r = api.post("/api/v1/refunds/", body, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert r.status_code == 400, r.content
+    assert field in r.json()
+    assert db_snapshot() == before
+
+
+def test_idempotency_key_longer_than_128_is_refused(api, order):
+    before = db_snapshot()
+    r = api.post("/api/v1/refunds/", refund_body(), format="json", HTTP_IDEMPOTENCY_KEY="k" * 129)
+    assert r.status_code == 400 and "Idempotency-Key" in r.json()
+    assert db_snapshot() == before
+
+
+def test_whole_order_when_lines_are_left_out(api, order):
+    body = refund_body()
+    body.pop("lines")
+    r = api.post("/api/v1/refunds/", body, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert r.status_code == 201
+    assert r.json()["amount_requested"] == "59.90"
+    r = api.post("/api/v1/refunds/", body, format="json", HTTP_IDEMPOTENCY_KEY="k2")
+    assert r.status_code == 400 and "lines" in r.json(), "nothing is left once the first request holds it all"
+
+
+def test_bad_path_ids_are_404_not_500(api):
+    assert api.get("/api/v1/refunds/99999999999999999999999/").status_code == 404
+    assert api.post("/api/v1/refunds/99999999999999999999999/withdraw/", {}, format="json").status_code == 404
