@@ -1,1 +1,593 @@
-"""Admin screens: finance."""
+"""Admin screens: finance — the payout queue, failed payouts, batches, reconciliation, exports.
+
+Every button and action makes one service call and turns a `RefundError` into a message;
+nothing here changes a payout's state by itself. Server-side checks: the pages need the
+model's view permission, each action its own permission, and the services check again.
+"""
+
+import csv
+import io
+import re
+import secrets
+import tempfile
+from collections import Counter, defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import render
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timesince
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+from openpyxl import Workbook
+
+from orders.actors import Actor
+from orders.resources import COLUMNS, FORMATS, import_orders
+from orders.services_import import PERM_IMPORT as PERM_IMPORT_ORDERS
+from refunds import selectors_finance, services
+from refunds.admin.paginators import CappedCountPaginator
+from refunds.errors import RefundError
+from refunds.models import Payout, PayoutBatch, RefundRequest
+from refunds.resources import EXPORTERS, PayoutResource, RefundRequestResource, _cell
+
+PERM_APPROVE = "refunds.approve_payout"
+PERM_RETRY = "refunds.retry_payout"
+PERM_EXPORT = "refunds.export_payout"
+# select_across hands the action the whole filtered queryset; above this we ask finance to
+# narrow the filter rather than approve an unbounded set in one click.
+MAX_BULK = 20_000
+
+
+def _for_export(queryset):
+    """The changelist's (filtered or selected) rows, with everything an export line reads."""
+    return queryset.select_related(*selectors_finance.PAYOUT_EXPORT_RELATED).order_by("pk")
+
+
+def _require(request, perm: str) -> None:
+    if not request.user.has_perm(perm):
+        raise PermissionDenied
+
+
+def _cents(amount: Decimal) -> int:
+    return int((amount * 100).to_integral_value())
+
+
+class PayoutStateFilter(admin.SimpleListFilter):
+    """State filter whose default (no parameter) is the queue: `pending_approval`."""
+
+    title = gettext_lazy("state")
+    parameter_name = "state"
+    ALL = "all"
+
+    def lookups(self, request, model_admin):
+        return [*Payout.State.choices, (self.ALL, gettext_lazy("All"))]
+
+    def queryset(self, request, queryset):
+        value = self.value() or Payout.State.PENDING_APPROVAL
+        if value == self.ALL:
+            return queryset
+        if value not in Payout.State.values:
+            return queryset.none()
+        return queryset.filter(state=value)
+
+    def choices(self, changelist):
+        current = self.value() or Payout.State.PENDING_APPROVAL
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": current == str(value),
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }
+
+
+@admin.register(Payout)
+class PayoutAdmin(admin.ModelAdmin):
+    list_display = ["payout_no", "request_no", "customer", "method", "amount_cell", "age", "first_approver", "row_buttons"]
+    list_filter = [PayoutStateFilter, "method"]
+    list_select_related = ["request__customer", "first_approved_by"]
+    ordering = ["created_at", "pk"]
+    list_per_page = 100
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    search_fields = ["=id", "=request__id", "=request__order__number"]
+    search_help_text = gettext_lazy("A payout number (PO-000123), a request number (RF-000123) or an order number.")
+    actions = ["approve_selected", "void_selected", "retry_selected", "export_csv", "export_xlsx"]
+    readonly_fields = [
+        "request",
+        "method",
+        "amount",
+        "currency",
+        "state",
+        "batch",
+        "first_approved_by",
+        "first_approved_at",
+        "approved_by",
+        "approved_at",
+        "attempts",
+        "processing_started_at",
+        "succeeded_at",
+        "failed_at",
+        "voided_at",
+        "gateway_reference",
+        "error",
+        "idempotency_key",
+        "created_at",
+    ]
+    fields = readonly_fields
+    change_list_template = "admin/refunds/payout/change_list.html"
+    change_form_template = "admin/refunds/payout/change_form.html"
+
+    # --- permissions: state is read-only, transitions go through services ---------------
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_approve_permission(self, request):
+        return request.user.has_perm(PERM_APPROVE)
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm(PERM_RETRY)
+
+    def has_export_permission(self, request):
+        return request.user.has_perm(PERM_EXPORT)
+
+    # --- the list --------------------------------------------------------------------------
+
+    def get_queryset(self, request):
+        return selectors_finance.payout_queue()
+
+    def get_list_display(self, request):
+        if request.GET.get("state") == Payout.State.FAILED:
+            return [
+                "payout_no",
+                "request_no",
+                "customer",
+                "method",
+                "amount_cell",
+                "attempts",
+                "failed_at",
+                "error",
+                "row_buttons",
+            ]
+        return super().get_list_display(request)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip().upper()
+        if not term:
+            return queryset, False
+        for prefix, field in (("PO-", "pk"), ("RF-", "request_id")):
+            if term.startswith(prefix) and term[len(prefix) :].isdigit():
+                return queryset.filter(**{field: int(term[len(prefix) :])}), False
+        if term.isdigit():
+            return queryset.filter(pk=int(term)), False
+        return queryset.filter(request__order__number=search_term.strip()), False
+
+    @admin.display(description=gettext_lazy("payout"), ordering="pk")
+    def payout_no(self, obj):
+        return str(obj)
+
+    @admin.display(description=gettext_lazy("request"))
+    def request_no(self, obj):
+        return RefundRequest.number.fget(obj.request) if obj.request_id else ""
+
+    @admin.display(description=gettext_lazy("customer"))
+    def customer(self, obj):
+        c = obj.request.customer
+        return format_html("{}<br><small>{}</small>", c.name, c.phone)
+
+    @admin.display(description=gettext_lazy("amount"), ordering="amount")
+    def amount_cell(self, obj):
+        # Integer cents in a data attribute: the running total in the page sums integers.
+        return format_html(
+            '<span class="payout-amount" data-cents="{}" data-currency="{}">{} {}</span>',
+            _cents(obj.amount),
+            obj.currency,
+            obj.amount,
+            obj.currency,
+        )
+
+    @admin.display(description=gettext_lazy("age"), ordering="created_at")
+    def age(self, obj):
+        return timesince(obj.created_at)
+
+    @admin.display(description=gettext_lazy("first approver"))
+    def first_approver(self, obj):
+        return obj.first_approved_by.get_username() if obj.first_approved_by_id else "—"
+
+    @admin.display(description="")
+    def row_buttons(self, obj):
+        # `formaction` reuses the changelist form (and its CSRF token) for a one-row POST.
+        if obj.state == Payout.State.PENDING_APPROVAL:
+            return format_html(
+                '<button type="submit" class="button" formaction="{}">{}</button>',
+                reverse("admin:refunds_payout_approve", args=[obj.pk]),
+                _("Approve"),
+            )
+        if obj.state == Payout.State.FAILED:
+            return format_html(
+                '<button type="submit" class="button" formaction="{}">{}</button>',
+                reverse("admin:refunds_payout_retry", args=[obj.pk]),
+                _("Retry"),
+            )
+        return ""
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_export": self.has_export_permission(request),
+            "can_import_orders": request.user.has_perm("orders.add_order"),
+            "export_query": request.GET.urlencode(),
+            "four_eyes_above": services._four_eyes_limit(),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_approve": self.has_approve_permission(request),
+            "can_retry": self.has_retry_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def _actor(self, request) -> Actor:
+        return Actor.for_user(request.user)
+
+    @admin.action(description=gettext_lazy("Approve selected payouts"), permissions=["approve"])
+    def approve_selected(self, request, queryset):
+        ids = list(queryset.order_by().values_list("pk", flat=True)[: MAX_BULK + 1])
+        if len(ids) > MAX_BULK:
+            self.message_user(
+                request, _("More than %(n)s payouts selected; narrow the filter.") % {"n": MAX_BULK}, messages.ERROR
+            )
+            return None
+        try:
+            result = services.payout_approve_bulk(payout_ids=ids, actor=self._actor(request))
+        except RefundError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return None
+        self._report_bulk(request, result)
+        return None
+
+    def _report_bulk(self, request, result) -> None:
+        if result.approved:
+            self.message_user(
+                request,
+                ngettext(
+                    "Approved %(n)d payout (batch %(batch)s); it is being paid.",
+                    "Approved %(n)d payouts (batch %(batch)s); they are being paid.",
+                    len(result.approved),
+                )
+                % {"n": len(result.approved), "batch": result.batch},
+                messages.SUCCESS,
+            )
+        if result.first_approvals:
+            self.message_user(
+                request,
+                ngettext(
+                    "First approval recorded on %(n)d payout above %(limit)s: a second, different finance approver must approve it.",
+                    "First approval recorded on %(n)d payouts above %(limit)s: a second, different finance approver must approve them.",
+                    len(result.first_approvals),
+                )
+                % {"n": len(result.first_approvals), "limit": services._four_eyes_limit()},
+                messages.WARNING,
+            )
+        if result.skipped:
+            by_reason = defaultdict(list)
+            for pk, reason in sorted(result.skipped.items()):
+                by_reason[reason].append(pk)
+            parts = []
+            for reason, pks in by_reason.items():
+                shown = ", ".join(f"PO-{pk:06d}" for pk in pks[:10]) + ("…" if len(pks) > 10 else "")
+                parts.append(f"{len(pks)} {reason} ({shown})")
+            self.message_user(
+                request, _("Skipped %(n)d: %(why)s.") % {"n": len(result.skipped), "why": "; ".join(parts)}, messages.WARNING
+            )
+        if not (result.approved or result.first_approvals or result.skipped):
+            self.message_user(request, _("Nothing to approve."), messages.INFO)
+
+    def _one_by_one(self, request, queryset, service, verb: str, limit: int = 200):
+        ids = list(queryset.order_by("pk").values_list("pk", flat=True)[: limit + 1])
+        if len(ids) > limit:
+            self.message_user(request, _("Select at most %(n)d payouts for this action.") % {"n": limit}, messages.ERROR)
+            return
+        done, errors = 0, Counter()
+        for pk in ids:
+            try:
+                service(payout_id=pk, actor=self._actor(request))
+                done += 1
+            except RefundError as exc:
+                errors[exc.message] += 1
+        if done:
+            self.message_user(request, _("%(verb)s %(n)d payout(s).") % {"verb": verb, "n": done}, messages.SUCCESS)
+        for message, n in errors.items():
+            self.message_user(request, f"{message}" + (f" (×{n})" if n > 1 else ""), messages.ERROR)
+
+    @admin.action(description=gettext_lazy("Void selected payouts"), permissions=["approve"])
+    def void_selected(self, request, queryset):
+        self._one_by_one(request, queryset, services.payout_void, _("Voided"))
+
+    @admin.action(description=gettext_lazy("Retry selected failed payouts"), permissions=["retry"])
+    def retry_selected(self, request, queryset):
+        self._one_by_one(request, queryset, services.payout_retry, _("Retried"))
+
+    @admin.action(description=gettext_lazy("Export to CSV"), permissions=["export"])
+    def export_csv(self, request, queryset):
+        return EXPORTERS["csv"](PayoutResource(), _for_export(queryset), "payouts")
+
+    @admin.action(description=gettext_lazy("Export to XLSX"), permissions=["export"])
+    def export_xlsx(self, request, queryset):
+        return EXPORTERS["xlsx"](PayoutResource(), _for_export(queryset), "payouts")
+
+    # --- single-object buttons and custom views ------------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/approve/", view(self.approve_view), name="refunds_payout_approve"),
+            path("<int:pk>/void/", view(self.void_view), name="refunds_payout_void"),
+            path("<int:pk>/retry/", view(self.retry_view), name="refunds_payout_retry"),
+            path("export/<str:fmt>/", view(self.export_view), name="refunds_payout_export"),
+            path("export-requests/<str:fmt>/", view(self.export_requests_view), name="refunds_payout_export_requests"),
+            path("reconciliation/", view(self.reconciliation_view), name="refunds_payout_reconciliation"),
+            path("import-orders/", view(self.import_orders_view), name="refunds_payout_import_orders"),
+            *super().get_urls(),
+        ]
+
+    def _single(self, request, pk: int, perm: str, service, done_message: str):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        _require(request, perm)
+        try:
+            payout = service(payout_id=pk, actor=self._actor(request))
+        except RefundError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            if payout.state == Payout.State.PENDING_APPROVAL and payout.first_approved_by_id:
+                self.message_user(
+                    request,
+                    _("%(p)s: first approval recorded; a second, different finance approver must approve it.") % {"p": payout},
+                    messages.WARNING,
+                )
+            else:
+                self.message_user(request, done_message % {"p": payout}, messages.SUCCESS)
+        nxt = request.POST.get("next", "")
+        if nxt.startswith("/admin/"):
+            return HttpResponseRedirect(nxt)
+        return HttpResponseRedirect(request.META.get("HTTP_REFERER") or reverse("admin:refunds_payout_changelist"))
+
+    def approve_view(self, request, pk):
+        return self._single(request, pk, PERM_APPROVE, services.payout_approve, _("%(p)s approved; it is being paid."))
+
+    def void_view(self, request, pk):
+        return self._single(request, pk, PERM_APPROVE, services.payout_void, _("%(p)s voided."))
+
+    def retry_view(self, request, pk):
+        return self._single(request, pk, PERM_RETRY, services.payout_retry, _("%(p)s sent to the gateway again."))
+
+    def export_view(self, request, fmt):
+        """Export every payout the current filter matches (the changelist's own querystring)."""
+        _require(request, PERM_EXPORT)
+        if fmt not in EXPORTERS:
+            raise Http404
+        cl = self.get_changelist_instance(request)
+        return EXPORTERS[fmt](PayoutResource(), _for_export(cl.get_queryset(request)), "payouts")
+
+    def export_requests_view(self, request, fmt):
+        """Refund requests for reconciliation, filtered by state, channel and creation date."""
+        _require(request, PERM_EXPORT)
+        if fmt not in EXPORTERS:
+            raise Http404
+        form = RequestExportForm(request.GET)
+        if not form.is_valid():
+            return render(
+                request,
+                "refunds/finance/export_requests.html",
+                {**self.admin_site.each_context(request), "form": form, "title": _("Export refund requests")},
+                status=400,
+            )
+        qs = selectors_finance.refund_export_list().order_by("pk")
+        data = form.cleaned_data
+        if data["state"]:
+            qs = qs.filter(state=data["state"])
+        if data["channel"]:
+            qs = qs.filter(channel__name=data["channel"])
+        lo, hi = selectors_finance._day_bounds(data["created_from"] or date(2000, 1, 1), data["created_to"] or date(2999, 1, 1))
+        qs = qs.filter(created_at__gte=lo, created_at__lt=hi)
+        return EXPORTERS[fmt](RefundRequestResource(), qs, "refund-requests")
+
+    def reconciliation_view(self, request):
+        _require(request, "refunds.view_payout")
+        today = timezone.localdate()
+        form = ReconciliationForm(request.GET or {"start": today - timedelta(days=6), "end": today})
+        rows, totals = [], {}
+        if form.is_valid():
+            rows = selectors_finance.reconciliation_by_day(start=form.cleaned_data["start"], end=form.cleaned_data["end"])
+            for r in rows:
+                t = totals.setdefault(r["currency"], {"count": 0, "total": Decimal("0.00")})
+                t["count"] += r["count"]
+                t["total"] += r["total"]
+            fmt = request.GET.get("format")
+            if fmt in EXPORTERS:
+                _require(request, PERM_EXPORT)
+                return _reconciliation_file(rows, fmt, form.cleaned_data["start"], form.cleaned_data["end"])
+        return TemplateResponse(
+            request,
+            "admin/refunds/payout/reconciliation.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": _("Daily reconciliation"),
+                "form": form,
+                "rows": rows,
+                "totals": sorted(totals.items()),
+                "can_export": request.user.has_perm(PERM_EXPORT),
+                "query": request.GET.urlencode(),
+            },
+        )
+
+    def import_orders_view(self, request):
+        """Upload → import-export dry run and preview → confirm: the same file is imported for real."""
+        _require(request, PERM_IMPORT_ORDERS)
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": _("Import orders")}
+        if request.method != "POST":
+            return TemplateResponse(request, "refunds/finance/import_orders.html", {**context, "form": ImportOrdersForm()})
+        actor = self._actor(request)
+        if "confirm" in request.POST:
+            token, fmt = request.POST.get("token", ""), request.POST.get("fmt", "")
+            content = _staged_read(request.user.pk, token, fmt)
+            if content is None:
+                self.message_user(request, _("That upload has expired; choose the file again."), messages.ERROR)
+                return HttpResponseRedirect(reverse("admin:refunds_payout_import_orders"))
+            outcome = import_orders(content=content, fmt=fmt, actor=actor, dry_run=False)
+            if outcome.ok:
+                _staged_remove(request.user.pk, token, fmt)
+                self.message_user(
+                    request,
+                    _("Imported %(orders)d orders (%(lines)d lines).") % {"orders": outcome.orders, "lines": outcome.lines},
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:refunds_payout_import_orders"))
+            return TemplateResponse(
+                request, "refunds/finance/import_orders.html", {**context, "form": ImportOrdersForm(), "outcome": outcome}
+            )
+        form = ImportOrdersForm(request.POST, request.FILES)
+        if not form.is_valid():
+            return TemplateResponse(request, "refunds/finance/import_orders.html", {**context, "form": form}, status=400)
+        upload = form.cleaned_data["file"]
+        fmt = upload.name.rsplit(".", 1)[-1].lower() if "." in upload.name else ""
+        content = upload.read()
+        outcome = import_orders(content=content, fmt=fmt, actor=actor, dry_run=True)
+        token = _staged_save(request.user.pk, content, fmt) if outcome.ok else ""
+        return TemplateResponse(
+            request,
+            "refunds/finance/import_orders.html",
+            {**context, "form": ImportOrdersForm(), "outcome": outcome, "token": token, "fmt": fmt, "preview": True},
+            status=200 if outcome.ok else 400,
+        )
+
+
+class ReconciliationForm(forms.Form):
+    start = forms.DateField(label=gettext_lazy("from"), widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label=gettext_lazy("to"), widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("start") and data.get("end"):
+            if data["end"] < data["start"]:
+                raise forms.ValidationError(_("The end date is before the start date."))
+            if (data["end"] - data["start"]).days > 366:
+                raise forms.ValidationError(_("Choose at most a year."))
+        return data
+
+
+class ImportOrdersForm(forms.Form):
+    file = forms.FileField(
+        label=gettext_lazy("XLSX or CSV file"), help_text=gettext_lazy("One row per order line; columns: ") + ", ".join(COLUMNS)
+    )
+
+
+# The file between preview and confirm: a temp file named by a random token and the user's id,
+# so one person can't confirm another's upload and a token can't point anywhere else.
+def _staged_path(user_id: int, token: str, fmt: str) -> Path | None:
+    if not re.fullmatch(r"[0-9a-f]{32}", token or "") or fmt not in FORMATS:
+        return None
+    return Path(tempfile.gettempdir()) / f"rd-order-import-{user_id}-{token}.{fmt}"
+
+
+def _staged_save(user_id: int, content: bytes, fmt: str) -> str:
+    token = secrets.token_hex(16)
+    _staged_path(user_id, token, fmt).write_bytes(content)
+    return token
+
+
+def _staged_read(user_id: int, token: str, fmt: str) -> bytes | None:
+    p = _staged_path(user_id, token, fmt)
+    return p.read_bytes() if p is not None and p.exists() else None
+
+
+def _staged_remove(user_id: int, token: str, fmt: str) -> None:
+    p = _staged_path(user_id, token, fmt)
+    if p is not None:
+        p.unlink(missing_ok=True)
+
+
+class RequestExportForm(forms.Form):
+    state = forms.ChoiceField(choices=[("", "—"), *RefundRequest.State.choices], required=False)
+    channel = forms.CharField(required=False)
+    created_from = forms.DateField(required=False)
+    created_to = forms.DateField(required=False)
+
+
+def _reconciliation_file(rows, fmt, start, end):
+    headers = ["day", "method", "currency", "count", "total"]
+    table = [headers] + [[r["day"], r["method"], r["currency"], r["count"], r["total"]] for r in rows]
+    return _small_table_response(table, fmt, f"reconciliation-{start}-{end}")
+
+
+def _small_table_response(table, fmt, filename):
+    """A few hundred aggregated rows: built in memory, unlike the list exports."""
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        for row in table:
+            writer.writerow([_cell(v) for v in row])
+        response = HttpResponse("\ufeff" + buf.getvalue(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+        return response
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("reconciliation")
+    for row in table:
+        ws.append([_cell(v) for v in row])
+    buf = io.BytesIO()
+    wb.save(buf)
+    response = HttpResponse(buf.getvalue(), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response["Content-Disposition"] = f'attachment; filename="{filename}.xlsx"'
+    return response
+
+
+@admin.register(PayoutBatch)
+class PayoutBatchAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "created_by", "created_at", "batch_size", "batch_total", "note"]
+    list_select_related = ["created_by"]
+    ordering = ["-created_at", "-pk"]
+    list_per_page = 100
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    fields = ["created_by", "created_at", "note"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return selectors_finance.payout_batch_list()
+
+    @admin.display(description=gettext_lazy("payouts"))
+    def batch_size(self, obj):
+        return obj.payout_count or 0
+
+    @admin.display(description=gettext_lazy("total"))
+    def batch_total(self, obj):
+        return obj.payout_total

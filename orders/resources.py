@@ -1,0 +1,255 @@
+"""Order import from XLSX/CSV with django-import-export: one row per order line.
+
+import-export reads the file (`base_formats`), runs the rows inside one transaction, keeps
+row-level errors in its `Result` and rolls everything back on a dry run or on any error.
+This resource only parses cells; `orders.services_import.order_import_rows` checks the file
+as a whole and creates the orders, so the file is imported entirely or not at all.
+"""
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from import_export import fields, resources
+from import_export.formats import base_formats
+from import_export.results import Result
+
+from orders.actors import Actor
+from orders.models import Channel
+from orders.services_import import ImportLine, OrderImportError, order_import_rows
+
+COLUMNS = [
+    "order_number",
+    "channel",
+    "customer_external_id",
+    "customer_name",
+    "customer_phone",
+    "placed_at",
+    "currency",
+    "sku",
+    "name",
+    "quantity",
+    "unit_price",
+    "shipping_fee",
+    "payment_method",
+    "payment_reference",
+    "payment_amount",
+]
+OPTIONAL = {"customer_name", "customer_phone", "name", "shipping_fee"}
+FORMATS = {"csv": base_formats.CSV, "xlsx": base_formats.XLSX}
+MAX_ROWS = 50_000
+
+
+class ImportFileError(Exception):
+    """The file as a whole can't be read: not a spreadsheet, wrong columns, empty."""
+
+
+def read_dataset(content: bytes, fmt: str):
+    """The upload as a tablib Dataset with normalised headers, or ImportFileError."""
+    if fmt not in FORMATS:
+        raise ImportFileError(f"Unsupported format '{fmt}': use .xlsx or .csv.")
+    if fmt == "csv":
+        try:
+            text = content.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ImportFileError("This CSV file is not UTF-8 text.")
+        if not text.strip():
+            raise ImportFileError("The file is empty.")
+        try:
+            dataset = FORMATS["csv"]().create_dataset(text)
+        except Exception:
+            raise ImportFileError("This file can't be read as CSV.")
+    else:
+        try:
+            dataset = FORMATS["xlsx"]().create_dataset(content)
+        except Exception:
+            # openpyxl raises zipfile, KeyError or XML errors for a file that merely ends in .xlsx
+            raise ImportFileError("This file is not a valid .xlsx workbook.")
+    headers = [str(h or "").strip().lower() for h in (dataset.headers or [])]
+    missing = [c for c in COLUMNS if c not in headers]
+    unknown = [h for h in headers if h and h not in COLUMNS]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append("missing columns: " + ", ".join(missing))
+        if unknown:
+            parts.append("unknown columns: " + ", ".join(unknown))
+        raise ImportFileError("Wrong columns (" + "; ".join(parts) + "). Expected: " + ", ".join(COLUMNS) + ".")
+    if len(headers) != len(set(headers)):
+        raise ImportFileError("A column appears twice.")
+    dataset.headers = headers
+    if not len(dataset):
+        raise ImportFileError("The file has no rows.")
+    if len(dataset) > MAX_ROWS:
+        raise ImportFileError(f"The file has {len(dataset)} rows; import at most {MAX_ROWS} at a time.")
+    return dataset
+
+
+# --- cell parsing ------------------------------------------------------------------------
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a number typed into a spreadsheet cell: 1001.0 → "1001"
+    return str(value).strip()
+
+
+def _money(value) -> Decimal:
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        amount = Decimal(_text(value).replace(",", ""))
+    except InvalidOperation:
+        raise ValueError(f"'{_text(value)}' is not an amount")
+    if not amount.is_finite() or amount < 0:
+        raise ValueError(f"'{_text(value)}' is not an amount")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise ValueError(f"'{_text(value)}' has more than 2 decimal places")
+    return amount.quantize(Decimal("0.01"))
+
+
+def _quantity(value) -> int:
+    text = _text(value)
+    if not text.isdigit() or int(text) <= 0:
+        raise ValueError(f"'{text}' is not a whole number above 0")
+    return int(text)
+
+
+def _when(value) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime.combine(value, time.min)
+    else:
+        text = _text(value)
+        parsed = parse_datetime(text)
+        if parsed is None and parse_date(text):
+            parsed = datetime.combine(parse_date(text), time.min)
+        if parsed is None:
+            raise ValueError(f"'{text}' is not a date and time (YYYY-MM-DD HH:MM)")
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed)
+    return parsed
+
+
+@dataclass
+class _Row:
+    line: ImportLine | None = None
+    values: dict = field(default_factory=dict)
+
+
+class OrderLineImportResource(resources.Resource):
+    """One spreadsheet row → one order line; the service creates the orders after the last row."""
+
+    order_number = fields.Field(column_name="order_number")
+    channel = fields.Field(column_name="channel")
+    customer_external_id = fields.Field(column_name="customer_external_id")
+    customer_name = fields.Field(column_name="customer_name")
+    customer_phone = fields.Field(column_name="customer_phone")
+    placed_at = fields.Field(column_name="placed_at")
+    currency = fields.Field(column_name="currency")
+    sku = fields.Field(column_name="sku")
+    name = fields.Field(column_name="name")
+    quantity = fields.Field(column_name="quantity")
+    unit_price = fields.Field(column_name="unit_price")
+    shipping_fee = fields.Field(column_name="shipping_fee")
+    payment_method = fields.Field(column_name="payment_method")
+    payment_reference = fields.Field(column_name="payment_reference")
+    payment_amount = fields.Field(column_name="payment_amount")
+
+    class Meta:
+        skip_diff = True
+        use_transactions = True
+
+    def __init__(self, *, actor: Actor):
+        super().__init__()
+        self.actor = actor
+        self.lines: list[ImportLine] = []
+        self.orders_created = 0
+        self._channels = {c.name: c for c in Channel.objects.filter(is_active=True)}
+
+    def get_or_init_instance(self, instance_loader, row):
+        return _Row(), True
+
+    def import_instance(self, instance, row, **kwargs):
+        errors: dict[str, list[str]] = {}
+        parsed = {}
+        for column in COLUMNS:
+            value = row.get(column)
+            if column not in OPTIONAL and _text(value) == "":
+                errors[column] = ["This cell is empty."]
+                continue
+            try:
+                if column in ("unit_price", "payment_amount"):
+                    parsed[column] = _money(value)
+                elif column == "shipping_fee":
+                    parsed[column] = _money(value) if _text(value) else Decimal("0.00")
+                elif column == "quantity":
+                    parsed[column] = _quantity(value)
+                elif column == "placed_at":
+                    parsed[column] = _when(value)
+                elif column == "currency":
+                    code = _text(value).upper()
+                    if len(code) != 3 or not code.isalpha():
+                        raise ValueError(f"'{_text(value)}' is not a currency code")
+                    parsed[column] = code
+                elif column == "channel":
+                    name = _text(value)
+                    if name not in self._channels:
+                        raise ValueError(f"unknown channel '{name}'")
+                    parsed[column] = self._channels[name]
+                else:
+                    parsed[column] = _text(value)
+            except ValueError as exc:
+                errors[column] = [str(exc)]
+        if errors:
+            raise ValidationError(errors)
+        instance.line = ImportLine(row=kwargs["row_number"], **parsed)
+
+    def save_instance(self, instance, is_create, row, **kwargs):
+        # Nothing is written per row: the service creates whole orders in after_import.
+        self.lines.append(instance.line)
+
+    def after_import(self, dataset, result: Result, **kwargs):
+        if result.has_errors() or result.has_validation_errors() or not self.lines:
+            return
+        try:
+            self.orders_created = len(order_import_rows(lines=self.lines, actor=self.actor))
+        except OrderImportError as exc:
+            for number, messages in sorted(exc.row_errors.items()):
+                row = OrderedDict(zip(dataset.headers, dataset[number - 1], strict=False))
+                result.append_invalid_row(number, row, ValidationError({NON_FIELD_ERRORS: messages}))
+
+
+@dataclass
+class ImportOutcome:
+    file_error: str = ""
+    result: Result | None = None
+    orders: int = 0
+    lines: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.file_error
+            and self.result is not None
+            and not (self.result.has_errors() or self.result.has_validation_errors())
+        )
+
+
+def import_orders(*, content: bytes, fmt: str, actor: Actor, dry_run: bool) -> ImportOutcome:
+    """Read, check and (unless `dry_run`) create the file's orders; nothing is kept on any error."""
+    try:
+        dataset = read_dataset(content, fmt)
+    except ImportFileError as exc:
+        return ImportOutcome(file_error=str(exc))
+    resource = OrderLineImportResource(actor=actor)
+    result = resource.import_data(dataset, dry_run=dry_run, use_transactions=True, rollback_on_validation_errors=True)
+    orders = len({(line.channel.pk, line.order_number) for line in resource.lines})
+    return ImportOutcome(result=result, orders=orders, lines=len(resource.lines))

@@ -1,0 +1,157 @@
+"""Create orders from a spreadsheet's rows (one row per order line), all or nothing.
+
+The spreadsheet layer (`orders/resources.py`) parses each cell; this service checks what
+only the whole file can tell (duplicate lines, an order split over rows that disagree, an
+order that already exists, a payment that doesn't add up) and creates the orders, their
+customers, lines and payments. Orders arrive paid, through `order_transition`, so their
+history says who imported them.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+
+from orders.actors import Actor
+from orders.models import Channel, Customer, Order, OrderLine, Payment
+from orders.services import order_transition
+from refunds.errors import ActionForbidden, RefundValidationError
+
+PERM_IMPORT = "orders.add_order"
+
+
+class OrderImportError(RefundValidationError):
+    """Rows that can't be imported; `row_errors` maps a 1-based data row number to messages."""
+
+    def __init__(self, row_errors: dict[int, list[str]]):
+        super().__init__({f"row {n}": msgs for n, msgs in sorted(row_errors.items())})
+        self.row_errors = row_errors
+
+
+@dataclass(frozen=True)
+class ImportLine:
+    row: int
+    order_number: str
+    channel: Channel
+    customer_external_id: str
+    customer_name: str
+    customer_phone: str
+    placed_at: datetime
+    currency: str
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Decimal
+    shipping_fee: Decimal
+    payment_method: str
+    payment_reference: str
+    payment_amount: Decimal
+
+
+# Every row of one order must agree on these.
+_ORDER_FIELDS = (
+    "customer_external_id",
+    "customer_name",
+    "customer_phone",
+    "placed_at",
+    "currency",
+    "shipping_fee",
+    "payment_method",
+    "payment_reference",
+    "payment_amount",
+)
+
+
+def _check(lines: list[ImportLine]) -> dict[tuple[int, str], list[ImportLine]]:
+    errors: dict[int, list[str]] = defaultdict(list)
+    orders: dict[tuple[int, str], list[ImportLine]] = defaultdict(list)
+    for line in lines:
+        orders[(line.channel.pk, line.order_number)].append(line)
+    existing = set()
+    for channel_id, numbers in _by_channel(orders).items():
+        existing |= {
+            (channel_id, n)
+            for n in Order.objects.filter(channel_id=channel_id, number__in=numbers).values_list("number", flat=True)
+        }
+    for key, group in orders.items():
+        first = group[0]
+        if key in existing:
+            for line in group:
+                errors[line.row].append(f"Order {first.order_number} already exists in {first.channel.name}.")
+            continue
+        seen_skus: dict[str, int] = {}
+        for line in group:
+            if line.sku in seen_skus:
+                errors[line.row].append(f"SKU {line.sku} appears twice in order {line.order_number} (row {seen_skus[line.sku]}).")
+            seen_skus.setdefault(line.sku, line.row)
+            for field in _ORDER_FIELDS:
+                if getattr(line, field) != getattr(first, field):
+                    errors[line.row].append(f"{field} differs from row {first.row} of the same order.")
+        total = sum((line.unit_price * line.quantity for line in group), Decimal("0.00")) + first.shipping_fee
+        if first.payment_amount != total:
+            errors[first.row].append(
+                f"payment_amount {first.payment_amount} is not the lines plus shipping ({total}) of order {first.order_number}."
+            )
+    if errors:
+        raise OrderImportError(dict(errors))
+    return orders
+
+
+def _by_channel(orders) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = defaultdict(list)
+    for channel_id, number in orders:
+        out[channel_id].append(number)
+    return out
+
+
+def order_import_rows(*, lines: list[ImportLine], actor: Actor) -> list[Order]:
+    """Create every order of the file, paid, or none of them (raises OrderImportError)."""
+    if not actor.has_perm(PERM_IMPORT):
+        raise ActionForbidden(f"{actor.label} may not import orders.")
+    with transaction.atomic():
+        orders = _check(lines)
+        created = []
+        for group in orders.values():
+            first = group[0]
+            customer, _ = Customer.objects.get_or_create(
+                channel=first.channel,
+                external_id=first.customer_external_id,
+                defaults={"name": first.customer_name, "phone": first.customer_phone},
+            )
+            order = Order.objects.create(
+                channel=first.channel,
+                number=first.order_number,
+                customer=customer,
+                currency=first.currency,
+                placed_at=first.placed_at,
+                shipping_fee=first.shipping_fee,
+            )
+            OrderLine.objects.bulk_create(
+                [
+                    OrderLine(
+                        order=order,
+                        sku=line.sku,
+                        name=line.name,
+                        quantity=line.quantity,
+                        unit_price=line.unit_price,
+                        line_total=line.unit_price * line.quantity,
+                    )
+                    for line in group
+                ]
+            )
+            Payment.objects.create(
+                order=order,
+                method=first.payment_method,
+                reference=first.payment_reference,
+                amount=first.payment_amount,
+                paid_at=first.placed_at,
+            )
+            Order.objects.filter(pk=order.pk).update(paid_total=first.payment_amount)
+            created.append(
+                order_transition(
+                    order_id=order.pk, actor=actor, action="pay", at=first.placed_at, note="imported from a spreadsheet"
+                )
+            )
+    return created

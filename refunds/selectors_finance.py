@@ -1,0 +1,68 @@
+"""Reads for the finance screens and exports: payouts, batches and the daily reconciliation."""
+
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import Count, DecimalField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from orders.models import MONEY
+from refunds.models import Payout, PayoutBatch, RefundRequest
+
+ZERO_MONEY = Value(0, output_field=DecimalField(**MONEY))
+
+
+PAYOUT_EXPORT_RELATED = ["request__order", "request__customer", "request__channel", "approved_by"]
+
+
+def payout_queue() -> QuerySet[Payout]:
+    """What a row of the finance queue shows: the payout, its request's customer, the first approver."""
+    return Payout.objects.select_related("request__customer", "first_approved_by")
+
+
+def payout_list() -> QuerySet[Payout]:
+    """Payouts with everything an export line shows, in one query."""
+    return Payout.objects.select_related(*PAYOUT_EXPORT_RELATED)
+
+
+def refund_export_list() -> QuerySet[RefundRequest]:
+    return RefundRequest.objects.select_related("order", "customer", "channel", "approved_by")
+
+
+def payout_batch_list() -> QuerySet[PayoutBatch]:
+    """Batches with their size and total.
+
+    Correlated subqueries rather than a GROUP BY over every payout: only the rows of the
+    page being shown get summed, whatever the size of the payout table.
+    """
+    payouts = Payout.objects.filter(batch=OuterRef("pk")).order_by().values("batch")
+    return PayoutBatch.objects.select_related("created_by").annotate(
+        payout_count=Subquery(payouts.annotate(n=Count("pk")).values("n")),
+        payout_total=Coalesce(
+            Subquery(payouts.annotate(s=Sum("amount")).values("s")), ZERO_MONEY, output_field=DecimalField(**MONEY)
+        ),
+    )
+
+
+def _day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """[start 00:00, end+1 00:00) in the desk's time zone, so a day means a local day."""
+    tz = timezone.get_current_timezone()
+    return (
+        datetime.combine(start, time.min, tzinfo=tz),
+        datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz),
+    )
+
+
+def reconciliation_by_day(*, start: date, end: date) -> list[dict]:
+    """Succeeded payouts per local day, method and currency: how many and how much.
+
+    Uses the (state, succeeded_at) index; one GROUP BY query whatever the range.
+    """
+    lo, hi = _day_bounds(start, end)
+    return list(
+        Payout.objects.filter(state=Payout.State.SUCCEEDED, succeeded_at__gte=lo, succeeded_at__lt=hi)
+        .annotate(day=TruncDate("succeeded_at"))
+        .values("day", "method", "currency")
+        .annotate(count=Count("id"), total=Sum("amount"))
+        .order_by("day", "method", "currency")
+    )
