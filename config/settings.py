@@ -190,6 +190,15 @@ REFUND_DESK = {
     "COUPON_VALID_DAYS": env_int("COUPON_VALID_DAYS", 90),
 }
 
+# Spreadsheets (django-import-export): import needs the model's add permission, export its
+# view permission; an imported file is all or nothing; cells that a spreadsheet would run as
+# formulas are escaped on export (CSV injection).
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+IMPORT_EXPORT_USE_TRANSACTIONS = True
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
+IMPORT_EXPORT_IMPORT_IGNORE_BLANK_LINES = True
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

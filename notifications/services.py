@@ -1,42 +1,76 @@
-"""Writing to the outbox. Sending happens in `notifications.tasks`, after commit."""
+"""Writes of the notifications app: the outbox, the staff inbox, resends and SLA alerts.
 
-from django.db import transaction
+Sending happens in `notifications.senders`, called by tasks after commit.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from config.q2 import enqueue_on_commit
-from notifications.models import Notification
+from notifications.models import Notification, SlaBreach, SlaLimit, StaffInboxRead
+from notifications.rendering import render
+
+logger = logging.getLogger(__name__)
+
+SEND_TASK = "notifications.tasks.notification_send"
 
 
 def notify_customer(*, refund, event: str, context: dict | None = None) -> list[Notification]:
-    """Queue the customer's messages about `event` on `refund` (SMS unless opted out)."""
+    """Queue the customer's messages about `event` on `refund`: SMS (unless opted out) and
+    e-mail, each on the channels `NOTIFICATIONS["CUSTOMER_CHANNELS"]` allows."""
     customer = refund.customer
+    channels = settings.NOTIFICATIONS["CUSTOMER_CHANNELS"]
+    targets = []
+    if "sms" in channels and customer.phone and not customer.sms_opt_out:
+        targets.append((Notification.Channel.SMS, customer.phone))
+    if "email" in channels and customer.email:
+        targets.append((Notification.Channel.EMAIL, customer.email))
     rows = []
-    if customer.phone and not customer.sms_opt_out:
+    for channel, recipient in targets:
+        subject, body = render(event=event, channel=channel, language=customer.language, refund=refund, context=context)
         rows.append(
             Notification(
-                channel=Notification.Channel.SMS,
+                channel=channel,
                 event=event,
                 language=customer.language,
-                recipient=customer.phone,
+                recipient=recipient,
                 refund=refund,
                 context=context or {},
+                subject=subject,
+                body=body,
             )
         )
     return _queue(rows)
 
 
-def notify_staff(*, role: str, event: str, refund=None, context: dict | None = None) -> list[Notification]:
-    """Queue a staff-inbox message for everyone in `role`."""
-    rows = [
-        Notification(
-            channel=Notification.Channel.STAFF,
-            event=event,
-            language="en",
-            recipient=role,
-            refund=refund,
-            context=context or {},
-        )
-    ]
-    return _queue(rows)
+def notify_staff(*, role: str, event: str, refund=None, context: dict | None = None, user=None) -> list[Notification]:
+    """Put a message in the inbox of everyone in `role` (or of one `user`).
+
+    The inbox is our own table, so the row is delivered by being written, in the caller's
+    transaction: staff see it the moment the change commits, and never for a rollback.
+    """
+    language = settings.NOTIFICATIONS["STAFF_LANGUAGE"]
+    subject, body = render(event=event, channel=Notification.Channel.STAFF, language=language, refund=refund, context=context)
+    now = timezone.now()
+    row = Notification.objects.create(
+        channel=Notification.Channel.STAFF,
+        event=event,
+        language=language,
+        recipient=role,
+        recipient_user=user,
+        refund=refund,
+        context=context or {},
+        subject=subject,
+        body=body,
+        status=Notification.Status.SENT,
+        sent_at=now,
+        next_attempt_at=now,
+    )
+    return [row]
 
 
 def _queue(rows: list[Notification]) -> list[Notification]:
@@ -45,5 +79,82 @@ def _queue(rows: list[Notification]) -> list[Notification]:
     with transaction.atomic():
         for row in rows:
             row.save()
-            enqueue_on_commit("notifications.tasks.notification_send", row.pk)
+            enqueue_on_commit(SEND_TASK, row.pk)
     return rows
+
+
+def notification_resend(*, notification_ids: list[int]) -> int:
+    """Give dead or failed messages a fresh set of attempts (an admin's resend). Sent ones are
+    left alone: resending those would reach the customer twice."""
+    with transaction.atomic():
+        ids = list(
+            Notification.objects.select_for_update()
+            .filter(
+                pk__in=notification_ids,
+                status__in=[Notification.Status.DEAD, Notification.Status.FAILED],
+            )
+            .exclude(channel=Notification.Channel.STAFF)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        Notification.objects.filter(pk__in=ids).update(
+            status=Notification.Status.PENDING, attempts=0, next_attempt_at=timezone.now(), claimed_at=None
+        )
+        for pk in ids:
+            enqueue_on_commit(SEND_TASK, pk)
+    return len(ids)
+
+
+def inbox_mark_read(*, user, notification_ids: list[int]) -> int:
+    """Mark inbox messages read for this user only; the rest of the role still sees them unread."""
+    from notifications.selectors import staff_inbox_for
+
+    visible = list(staff_inbox_for(user).filter(pk__in=notification_ids).values_list("pk", flat=True))
+    StaffInboxRead.objects.bulk_create([StaffInboxRead(notification_id=pk, user=user) for pk in visible], ignore_conflicts=True)
+    return len(visible)
+
+
+# --- SLA -----------------------------------------------------------------------------------
+
+
+def sla_sweep(*, now=None) -> int:
+    """Alert the responsible role about every request waiting past its state's limit, once
+    per stay in the state and level (alert, then escalation). Returns the alerts written."""
+    from notifications.selectors import sla_breach_candidates
+
+    now = now or timezone.now()
+    written = 0
+    for limit in SlaLimit.objects.filter(active=True).order_by("pk"):
+        levels = [
+            (SlaBreach.Level.ALERT, limit.alert_after_minutes, limit.role),
+            (SlaBreach.Level.ESCALATION, limit.escalate_after_minutes, limit.escalate_to or limit.role),
+        ]
+        for level, minutes, role in levels:
+            for refund in sla_breach_candidates(state=limit.state, level=level, cutoff=now - timedelta(minutes=minutes)):
+                written += _record_breach(refund=refund, limit=limit, level=level, role=role, minutes=minutes, now=now)
+    return written
+
+
+def _record_breach(*, refund, limit: SlaLimit, level: str, role: str, minutes: int, now) -> int:
+    waited = now - refund.state_changed_at
+    with transaction.atomic():
+        try:
+            # The unique breach row is the "once": two sweeps racing write it once, and the
+            # loser's alert is rolled back with its failed insert.
+            with transaction.atomic():
+                SlaBreach.objects.create(
+                    refund=refund, state=limit.state, state_changed_at=refund.state_changed_at, level=level, role=role
+                )
+        except IntegrityError:
+            return 0
+        notify_staff(
+            role=role,
+            event="sla_breached" if level == SlaBreach.Level.ALERT else "sla_escalated",
+            refund=refund,
+            context={
+                "hours": f"{waited.total_seconds() / 3600:.1f}",
+                "limit_hours": f"{minutes / 60:.1f}",
+                "state": refund.get_state_display(),
+            },
+        )
+    return 1

@@ -661,6 +661,7 @@ def return_receive(*, code: str, actor: Actor) -> RefundRequest:
         ReturnParcel.objects.filter(pk=parcel.pk).update(received_at=timezone.now(), received_by=actor.user)
         _move(refund, "receive", actor=actor, note=f"scanned {code.strip()}")
         notify_customer(refund=refund, event="parcel_received")
+        notify_staff(role="finance", event="parcel_received", refund=refund)
     return refund
 
 
