@@ -706,6 +706,9 @@ def refund_expire(*, refund_id: int, actor: Actor = SYSTEM) -> RefundRequest:
     _require(actor, system_ok=True)
     with transaction.atomic():
         refund = lock_refund(refund_id, with_lines=True)
+        parcel = ReturnParcel.objects.filter(request=refund).first()
+        if refund.state == State.AWAITING_RETURN and parcel is not None and parcel.deadline > timezone.now():
+            raise RefundNotAllowed(f"{refund.number} can still be returned until {parcel.deadline:%Y-%m-%d %H:%M}.")
         _move(refund, "expire", actor=actor, note="no parcel within the return window", fields=["cancelled_at"])
         _release_holds(refund)
         notify_customer(refund=refund, event="return_expired")
