@@ -190,6 +190,34 @@ REFUND_DESK = {
     "COUPON_VALID_DAYS": env_int("COUPON_VALID_DAYS", 90),
 }
 
+# Notifications: the SMS backend is chosen like Django's e-mail backends; e-mail goes through
+# EMAIL_BACKEND. Back-off doubles from BACKOFF_SECONDS per attempt; after MAX_ATTEMPTS a
+# message is `dead` and waits for a person in the admin. A row left in `sending` longer than
+# STUCK_SENDING_SECONDS (a worker died) is sent again with the same idempotency key, so keep
+# it well above SMS_TIMEOUT_SECONDS.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Refund Desk <refunds@localhost>")
+NOTIFICATIONS = {
+    "SMS_BACKEND": env_str("NOTIFY_SMS_BACKEND", "notifications.backends.sms.ConsoleBackend"),
+    "SMS_API_URL": env_str("NOTIFY_SMS_API_URL", "https://api.twilio.com"),
+    "SMS_ACCOUNT_SID": env_str("NOTIFY_SMS_ACCOUNT_SID", ""),
+    "SMS_AUTH_TOKEN": env_str("NOTIFY_SMS_AUTH_TOKEN", ""),
+    "SMS_FROM": env_str("NOTIFY_SMS_FROM", ""),
+    "SMS_TIMEOUT_SECONDS": float(env_str("NOTIFY_SMS_TIMEOUT", "10")),
+    "PHONE_REGION": env_str("NOTIFY_PHONE_REGION", "CN"),
+    "CUSTOMER_CHANNELS": env_list("NOTIFY_CUSTOMER_CHANNELS", "sms,email"),
+    "STAFF_LANGUAGE": env_str("NOTIFY_STAFF_LANGUAGE", "en"),
+    "MAX_ATTEMPTS": env_int("NOTIFY_MAX_ATTEMPTS", 6),
+    "BACKOFF_SECONDS": float(env_str("NOTIFY_BACKOFF_SECONDS", "15")),
+    "BACKOFF_MAX_SECONDS": float(env_str("NOTIFY_BACKOFF_MAX_SECONDS", "3600")),
+    # A retry due sooner than this is waited for by the worker that saw the failure instead
+    # of by the sweeper (which django-q2 runs at most every 30 s).
+    "RETRY_INLINE_MAX_SECONDS": float(env_str("NOTIFY_RETRY_INLINE_MAX_SECONDS", "2")),
+    "STUCK_SENDING_SECONDS": float(env_str("NOTIFY_STUCK_SENDING_SECONDS", "120")),
+    # awaiting_customer with no answer for this long goes back to review.
+    "AWAITING_CUSTOMER_TIMEOUT_HOURS": env_int("AWAITING_CUSTOMER_TIMEOUT_HOURS", 72),
+}
+
 # Spreadsheets (django-import-export): import needs the model's add permission, export its
 # view permission; an imported file is all or nothing; cells that a spreadsheet would run as
 # formulas are escaped on export (CSV injection).
