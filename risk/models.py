@@ -4,6 +4,8 @@ The profile is derived data: `risk.profiles` rewrites it with one set-based stat
 nothing here is edited by hand except the settings (each change logged) and the watch list.
 """
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -64,21 +66,23 @@ class RiskSettings(models.Model):
     churn_window_days = models.PositiveSmallIntegerField(_("address-churn window (days)"), default=30)
 
     weight_refund_rate = models.PositiveSmallIntegerField(_("weight: refund rate"), default=35)
-    refund_rate_min_orders = models.PositiveSmallIntegerField(_("refund rate counts from (orders)"), default=3)
-    refund_rate_threshold = models.DecimalField(_("refund rate that counts fully"), max_digits=4, decimal_places=2, default=0.8)
-    weight_buy_many_refund_most = models.PositiveSmallIntegerField(_("weight: buy many, refund most"), default=40)
+    refund_rate_min_orders = models.PositiveSmallIntegerField(_("refund rate counts from (orders)"), default=2)
+    refund_rate_threshold = models.DecimalField(
+        _("refund rate that counts fully"), max_digits=4, decimal_places=2, default=Decimal("0.60")
+    )
+    weight_buy_many_refund_most = models.PositiveSmallIntegerField(_("weight: buy many, refund most"), default=55)
     buy_many_min_orders = models.PositiveSmallIntegerField(_("buy-many pattern from (orders)"), default=2)
-    weight_address_churn = models.PositiveSmallIntegerField(_("weight: address churn"), default=40)
+    weight_address_churn = models.PositiveSmallIntegerField(_("weight: address churn"), default=55)
     churn_min_addresses = models.PositiveSmallIntegerField(_("churn from distinct addresses"), default=4)
     churn_min_changes = models.PositiveSmallIntegerField(_("churn from address changes"), default=3)
     weight_velocity = models.PositiveSmallIntegerField(_("weight: burst of requests"), default=30)
     burst_24h = models.PositiveSmallIntegerField(_("burst from requests in 24 h"), default=3)
     burst_7d = models.PositiveSmallIntegerField(_("burst from requests in 7 days"), default=5)
-    weight_not_received = models.PositiveSmallIntegerField(_("weight: 'not received' share"), default=40)
+    weight_not_received = models.PositiveSmallIntegerField(_("weight: 'not received' share"), default=45)
     weight_dispute = models.PositiveSmallIntegerField(_("weight: dispute-reason share"), default=10)
     reason_min_requests = models.PositiveSmallIntegerField(_("reason shares count from (requests)"), default=3)
     weight_new_account = models.PositiveSmallIntegerField(_("weight: new account refunding fast"), default=10)
-    weight_shared_identifiers = models.PositiveSmallIntegerField(_("weight: shared phone or address"), default=45)
+    weight_shared_identifiers = models.PositiveSmallIntegerField(_("weight: shared phone or address"), default=60)
     shared_min_accounts = models.PositiveSmallIntegerField(_("linked from other accounts"), default=2)
     weight_confirmed_abuse = models.PositiveSmallIntegerField(_("weight: confirmed abuse"), default=50)
 

@@ -13,7 +13,7 @@ from django.db.models import Q
 from risk.models import RiskLevel, RiskProfile, RiskSettings, WatchlistEntry
 
 # A refund rate below this is ordinary; points rise linearly up to the settings' threshold.
-ORDINARY_REFUND_RATE = Decimal("0.30")
+ORDINARY_REFUND_RATE = Decimal("0.25")
 ORDINARY_REASON_SHARE = Decimal("0.20")
 REASON_SHARE_FULL = Decimal("0.60")
 NEW_ACCOUNT_DAYS = 30

@@ -89,11 +89,11 @@ def test_a_serial_returners_score_and_signals_are_stored_on_the_request(django_c
         refund = submit(o)
     refund.refresh_from_db()
     # 8 orders, 8 with a request (this one included); 7 bulk orders all sent back
-    assert refund.risk_score == 75 and refund.risk_level == "high"
+    assert refund.risk_score == 90 and refund.risk_level == "high"
     assert [s["code"] for s in refund.risk_signals] == ["buy_many_refund_most", "refund_rate"]
     assert refund.risk_signals[1]["text"].startswith("refunded 8 of 8 orders in 90 days")
     assert refund.state == RefundRequest.State.UNDER_REVIEW
-    assert "risk score 75 is above the threshold 70" in refund.escalation_reason
+    assert "risk score 90 is above the threshold 70" in refund.escalation_reason
 
 
 def test_scoring_one_request_takes_a_fixed_number_of_queries():

@@ -54,8 +54,8 @@ def test_several_signals_add_up_capped_at_100_and_keep_the_strongest_three():
     )
     a = score_profile(p, s, now)
     assert a.score == 100 and a.level == "high"
-    assert [x["code"] for x in a.signals] == ["confirmed_abuse", "buy_many_refund_most", "not_received"]
-    assert a.signals[0]["text"] == "1 earlier request confirmed abusive"
+    assert [x["code"] for x in a.signals] == ["buy_many_refund_most", "confirmed_abuse", "not_received"]
+    assert a.signals[1]["text"] == "1 earlier request confirmed abusive"
 
 
 def test_levels_follow_the_settings():
