@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from import_export import fields, resources
 from import_export.formats import base_formats
+from import_export.instance_loaders import BaseInstanceLoader
 from import_export.results import Result
 
 from orders.actors import Actor
@@ -166,6 +167,8 @@ class OrderLineImportResource(resources.Resource):
     class Meta:
         skip_diff = True
         use_transactions = True
+        # Rows never load an existing object: get_or_init_instance below always starts afresh.
+        instance_loader_class = BaseInstanceLoader
 
     def __init__(self, *, actor: Actor):
         super().__init__()
