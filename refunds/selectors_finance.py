@@ -1,6 +1,7 @@
 """Reads for the finance screens and exports: payouts, batches and the daily reconciliation."""
 
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 
 from django.db.models import Count, DecimalField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
@@ -9,6 +10,7 @@ from django.utils import timezone
 from orders.models import MONEY
 from refunds.models import Payout, PayoutBatch, RefundRequest
 
+CENT = Decimal("0.01")
 ZERO_MONEY = Value(0, output_field=DecimalField(**MONEY))
 
 
@@ -59,10 +61,14 @@ def reconciliation_by_day(*, start: date, end: date) -> list[dict]:
     Uses the (state, succeeded_at) index; one GROUP BY query whatever the range.
     """
     lo, hi = _day_bounds(start, end)
-    return list(
+    rows = list(
         Payout.objects.filter(state=Payout.State.SUCCEEDED, succeeded_at__gte=lo, succeeded_at__lt=hi)
         .annotate(day=TruncDate("succeeded_at"))
         .values("day", "method", "currency")
         .annotate(count=Count("id"), total=Sum("amount"))
         .order_by("day", "method", "currency")
     )
+    for r in rows:
+        # SQLite sums decimals as floats; PostgreSQL's numeric is exact. Quantize either way.
+        r["total"] = Decimal(str(r["total"])).quantize(CENT)
+    return rows
