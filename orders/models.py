@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Round
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import FSMField, FSMModelMixin, transition
@@ -149,7 +150,9 @@ class Order(FSMModelMixin, models.Model):
                 name="order_money_not_negative",
             ),
             models.CheckConstraint(
-                condition=Q(refunded_total__lte=F("paid_total") - F("held_total")),
+                # Rounded to the cent: SQLite keeps decimals as binary floats, where
+                # 29.99 - 9.99 is not 20.00. On PostgreSQL (numeric) the round is a no-op.
+                condition=Q(refunded_total__lte=Round(F("paid_total") - F("held_total"), 2)),
                 name="order_refunded_plus_held_le_paid",
             ),
         ]
@@ -218,7 +221,7 @@ class OrderLine(models.Model):
                 name="order_line_money_not_negative",
             ),
             models.CheckConstraint(
-                condition=Q(refunded_amount__lte=F("line_total") - F("held_amount")),
+                condition=Q(refunded_amount__lte=Round(F("line_total") - F("held_amount"), 2)),
                 name="order_line_refunded_plus_held_le_total",
             ),
         ]

@@ -15,6 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Case, DecimalField, F, IntegerField, Q, Value, When
+from django.db.models.functions import Round
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
@@ -55,6 +56,13 @@ PERM_RECEIVE = "refunds.receive_return"
 PERM_VERDICT = "refunds.record_verdict"
 PERM_APPROVE_PAYOUT = "refunds.approve_payout"
 PERM_RETRY_PAYOUT = "refunds.retry_payout"
+
+
+def cents(expr):
+    """Money arithmetic in SQL, rounded to the cent. SQLite stores decimals as binary floats,
+    so 20.00 + 9.99 would become 29.990000000000002 and trip the check constraints; on
+    PostgreSQL (numeric) the round changes nothing."""
+    return Round(expr, 2)
 
 
 # --- locking -----------------------------------------------------------------------------
@@ -258,12 +266,15 @@ def _create_request(
     OrderLine.objects.filter(pk__in=[line.pk for line, _, _ in taken]).update(
         held_quantity=F("held_quantity")
         + Case(*[When(pk=line.pk, then=Value(qty)) for line, qty, _ in taken], output_field=IntegerField()),
-        held_amount=F("held_amount")
-        + Case(
-            *[When(pk=line.pk, then=Value(a)) for line, _, a in taken], output_field=DecimalField(max_digits=14, decimal_places=2)
+        held_amount=cents(
+            F("held_amount")
+            + Case(
+                *[When(pk=line.pk, then=Value(a)) for line, _, a in taken],
+                output_field=DecimalField(max_digits=14, decimal_places=2),
+            )
         ),
     )
-    Order.objects.filter(pk=order.pk).update(held_total=F("held_total") + amount)
+    Order.objects.filter(pk=order.pk).update(held_total=cents(F("held_total") + amount))
 
     refund = RefundRequest.objects.create(
         channel=channel,
@@ -721,9 +732,9 @@ def _release_holds(refund: RefundRequest) -> None:
         return
     for rl in refund.lines.all():
         OrderLine.objects.filter(pk=rl.order_line_id).update(
-            held_quantity=F("held_quantity") - rl.quantity, held_amount=F("held_amount") - rl.amount
+            held_quantity=F("held_quantity") - rl.quantity, held_amount=cents(F("held_amount") - rl.amount)
         )
-    Order.objects.filter(pk=refund.order_id).update(held_total=F("held_total") - refund.amount_requested)
+    Order.objects.filter(pk=refund.order_id).update(held_total=cents(F("held_total") - refund.amount_requested))
     refund.holds_released_at = timezone.now()
     refund.save(update_fields=["holds_released_at"])
 
@@ -1013,9 +1024,9 @@ def payout_record_result(*, payout_id: int, reference: str = "", error: str = ""
             public=False,
         )
         Order.objects.filter(pk=refund.order_id).update(
-            refunded_total=F("refunded_total") + payout.amount, held_total=F("held_total") - payout.amount
+            refunded_total=cents(F("refunded_total") + payout.amount), held_total=cents(F("held_total") - payout.amount)
         )
-        RefundRequest.objects.filter(pk=refund.pk).update(amount_paid=F("amount_paid") + payout.amount)
+        RefundRequest.objects.filter(pk=refund.pk).update(amount_paid=cents(F("amount_paid") + payout.amount))
         refund.refresh_from_db(fields=["amount_paid"])
         open_payouts = refund.payouts.exclude(state__in=[Payout.State.SUCCEEDED, Payout.State.VOIDED]).exists()
         if not open_payouts and refund.state == State.READY_FOR_PAYOUT:
@@ -1028,13 +1039,13 @@ def _complete(refund: RefundRequest) -> None:
     for rl in refund.lines.all():
         OrderLine.objects.filter(pk=rl.order_line_id).update(
             held_quantity=F("held_quantity") - rl.quantity,
-            held_amount=F("held_amount") - rl.amount,
+            held_amount=cents(F("held_amount") - rl.amount),
             refunded_quantity=F("refunded_quantity") + rl.quantity,
-            refunded_amount=F("refunded_amount") + rl.amount,
+            refunded_amount=cents(F("refunded_amount") + rl.amount),
         )
     unpaid = refund.amount_requested - refund.amount_paid
     if unpaid:
-        Order.objects.filter(pk=refund.order_id).update(held_total=F("held_total") - unpaid)
+        Order.objects.filter(pk=refund.order_id).update(held_total=cents(F("held_total") - unpaid))
     refund.holds_released_at = timezone.now()
     _move(refund, "complete", actor=SYSTEM, fields=["refunded_at", "holds_released_at"])
     notify_customer(

@@ -1,0 +1,239 @@
+"""Payouts: the state machine, the gateway's misbehaviour, and "executed at most once"."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from notifications.models import Notification
+from orders.actors import SYSTEM
+from refunds import services
+from refunds.errors import RefundNotAllowed
+from refunds.gateways import SimulatedGateway
+from refunds.models import GatewayLedgerEntry, Payout, RefundEvent, RefundRequest
+from refunds.tasks import sweep_payouts
+from tests.factories import OrderFactory
+from tests.refunds import journeys
+
+pytestmark = pytest.mark.django_db
+P = Payout.State
+D = Decimal
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _pending(amount="15.00", method="original_payment") -> Payout:
+    order = OrderFactory(lines=[("SKU-1", 1, amount)])
+    refund_id = journeys.evaluated(order, kind="refund_only", method=method)
+    return Payout.objects.get(request_id=refund_id)
+
+
+def _approved(finance) -> Payout:
+    payout = _pending()
+    services.payout_approve(payout_id=payout.pk, actor=finance)  # on-commit execution not run
+    return payout
+
+
+def _ledger(payout) -> list:
+    return list(GatewayLedgerEntry.objects.filter(idempotency_key=str(payout.idempotency_key)))
+
+
+def _reload(payout) -> Payout:
+    return Payout.objects.get(pk=payout.pk)
+
+
+def test_a_payout_is_paid_through_the_gateway_with_its_own_idempotency_key(finance, django_capture_on_commit_callbacks):
+    payout = _pending()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payout_approve(payout_id=payout.pk, actor=finance)
+
+    payout = _reload(payout)
+    [entry] = _ledger(payout)
+    assert (payout.state, payout.attempts, payout.gateway_reference) == (P.SUCCEEDED, 1, entry.reference)
+    assert (entry.amount, entry.currency, entry.payment_reference) == (D("15.00"), "CNY", f"PAY-{payout.request.order.number}")
+    assert payout.request.state == RefundRequest.State.REFUNDED
+
+
+def test_executing_twice_pays_once(finance):
+    payout = _approved(finance)
+
+    first = services.payout_execute(payout_id=payout.pk)
+    second = services.payout_execute(payout_id=payout.pk)
+
+    assert first.state == P.SUCCEEDED
+    assert second is None  # lost the claim: did nothing
+    assert len(_ledger(payout)) == 1
+    assert RefundEvent.objects.filter(payout=payout, action="payout_execute").count() == 1
+
+
+def test_a_declined_payout_fails_tells_finance_and_is_retried_with_the_same_key(finance, django_capture_on_commit_callbacks):
+    payout = _approved(finance)
+    SimulatedGateway.set_mode("fail", calls=1)
+
+    services.payout_execute(payout_id=payout.pk)
+
+    payout = _reload(payout)
+    assert (payout.state, payout.error) == (P.FAILED, "declined by the gateway (simulated)")
+    assert _ledger(payout) == []
+    assert Notification.objects.filter(event="payout_failed", recipient="finance", refund=payout.request).exists()
+    assert payout.request.state == RefundRequest.State.READY_FOR_PAYOUT
+    key = payout.idempotency_key
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payout_retry(payout_id=payout.pk, actor=finance)
+
+    payout = _reload(payout)
+    assert (payout.state, payout.attempts, payout.idempotency_key, payout.error) == (P.SUCCEEDED, 2, key, "")
+    assert len(_ledger(payout)) == 1
+
+
+@pytest.mark.parametrize("mode", ["timeout", "timeout_after_success"])
+def test_a_timeout_is_a_failure_and_the_retry_never_pays_twice(mode, finance, django_capture_on_commit_callbacks):
+    payout = _approved(finance)
+    SimulatedGateway.set_mode(mode, calls=1)
+
+    services.payout_execute(payout_id=payout.pk)
+
+    payout = _reload(payout)
+    assert payout.state == P.FAILED
+    assert payout.error.startswith("timeout:")
+    paid_before_retry = len(_ledger(payout))
+    assert paid_before_retry == (1 if mode == "timeout_after_success" else 0)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payout_retry(payout_id=payout.pk, actor=finance)
+
+    payout = _reload(payout)
+    [entry] = _ledger(payout)
+    assert (payout.state, payout.gateway_reference) == (P.SUCCEEDED, entry.reference)
+    order = payout.request.order
+    order.refresh_from_db()
+    assert (order.refunded_total, order.held_total) == (D("15.00"), D("0.00"))
+
+
+def test_a_worker_killed_mid_call_is_re_driven_by_the_sweeper_and_pays_once(finance):
+    payout = _approved(finance)
+    assert services.payout_claim(payout_id=payout.pk)  # claimed, then the worker died
+    # The gateway may or may not have been reached before it died; here it was.
+    services.get_gateway().refund(
+        idempotency_key=str(payout.idempotency_key), payment_reference="x", amount=payout.amount, currency="CNY"
+    )
+
+    assert sweep_payouts() == 0  # not stale yet: a live worker may still be on it
+    Payout.objects.filter(pk=payout.pk).update(processing_started_at=timezone.now() - timedelta(hours=1))
+    assert sweep_payouts() == 1
+
+    payout = _reload(payout)
+    assert payout.state == P.SUCCEEDED
+    assert len(_ledger(payout)) == 1
+    assert sweep_payouts() == 0  # nothing left behind
+
+
+def test_an_approved_payout_whose_task_was_lost_is_executed_by_the_sweeper(finance):
+    payout = _approved(finance)
+    Payout.objects.filter(pk=payout.pk).update(approved_at=timezone.now() - timedelta(hours=1))
+
+    sweep_payouts()
+
+    assert _reload(payout).state == P.SUCCEEDED
+    assert len(_ledger(payout)) == 1
+
+
+# --- the payout state machine, both ways -------------------------------------------------------
+
+
+def _payout_in(state, finance) -> Payout:
+    if state == P.PENDING_APPROVAL:
+        return _pending()
+    payout = _approved(finance)
+    if state == P.APPROVED:
+        return payout
+    if state == P.PROCESSING:
+        services.payout_claim(payout_id=payout.pk)
+    elif state == P.SUCCEEDED:
+        services.payout_execute(payout_id=payout.pk)
+    elif state == P.FAILED:
+        SimulatedGateway.set_mode("fail", calls=1)
+        services.payout_execute(payout_id=payout.pk)
+    elif state == P.VOIDED:
+        SimulatedGateway.set_mode("fail", calls=1)
+        services.payout_execute(payout_id=payout.pk)
+        services.payout_void(payout_id=payout.pk, actor=finance, note="customer took store credit")
+    assert _reload(payout).state == state
+    return payout
+
+
+PAYOUT_ACTIONS = {
+    "approve": lambda p, f: services.payout_approve(payout_id=p.pk, actor=f),
+    "void": lambda p, f: services.payout_void(payout_id=p.pk, actor=f),
+    "retry": lambda p, f: services.payout_retry(payout_id=p.pk, actor=f),
+}
+PAYOUT_ALLOWED = {
+    (P.PENDING_APPROVAL, "approve"): P.APPROVED,
+    (P.PENDING_APPROVAL, "void"): P.VOIDED,
+    (P.FAILED, "void"): P.VOIDED,
+    (P.FAILED, "retry"): P.PROCESSING,
+}
+PAYOUT_PAIRS = [(s, a) for s in P.values for a in PAYOUT_ACTIONS]
+
+
+@pytest.mark.parametrize(("state", "action"), PAYOUT_PAIRS, ids=[f"{s}-{a}" for s, a in PAYOUT_PAIRS])
+def test_payout_transitions_follow_the_diagram(state, action, finance, django_capture_on_commit_callbacks):
+    payout = _payout_in(state, finance)
+    events = RefundEvent.objects.filter(payout=payout).count()
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        if (state, action) in PAYOUT_ALLOWED:
+            PAYOUT_ACTIONS[action](payout, finance)
+        else:
+            with pytest.raises(RefundNotAllowed):
+                PAYOUT_ACTIONS[action](payout, finance)
+
+    after = _reload(payout)
+    if (state, action) in PAYOUT_ALLOWED:
+        assert after.state == PAYOUT_ALLOWED[(state, action)]
+        new = RefundEvent.objects.filter(payout=payout).order_by("pk")[events:]
+        assert [(e.from_state, e.to_state, e.actor_user_id) for e in new] == [(state, after.state, finance.user.pk)]
+    else:
+        assert after.state == state
+        assert RefundEvent.objects.filter(payout=payout).count() == events
+        assert callbacks == []
+
+
+def test_recording_a_late_result_for_a_payout_not_processing_changes_nothing(finance):
+    payout = _payout_in(P.SUCCEEDED, finance)
+    events = RefundEvent.objects.count()
+
+    services.payout_record_result(payout_id=payout.pk, error="late timeout", actor=SYSTEM)
+
+    after = _reload(payout)
+    assert (after.state, after.error) == (P.SUCCEEDED, "")
+    assert RefundEvent.objects.count() == events
+
+
+def test_bulk_approval_approves_what_it_may_and_reports_the_rest(finance, finance_user2, settings):
+    from orders.actors import Actor
+
+    settings.REFUND_DESK = {**settings.REFUND_DESK, "PAYOUT_FOUR_EYES_ABOVE": "16.00"}
+    small = [_pending() for _ in range(3)]
+    big = _pending("18.00")
+    voided = _payout_in(P.VOIDED, finance)
+
+    result = services.payout_approve_bulk(payout_ids=[p.pk for p in [*small, big, voided]] + [999999], actor=finance)
+
+    assert sorted(result.approved) == sorted(p.pk for p in small)
+    assert result.first_approvals == [big.pk]
+    assert result.skipped == {voided.pk: "is voided", 999999: "no such payout"}
+    assert {_reload(p).state for p in small} == {P.APPROVED}
+    assert {_reload(p).batch_id for p in small} == {result.batch.pk}
+    assert _reload(big).state == P.PENDING_APPROVAL
+    assert RefundEvent.objects.filter(payout__in=small, action="payout_approve").count() == 3
+
+    again = services.payout_approve_bulk(payout_ids=[big.pk], actor=finance)
+    assert again.skipped == {big.pk: "needs a second, different approver"}
+    services.payout_approve_bulk(payout_ids=[big.pk], actor=Actor.for_user(finance_user2))
+    assert _reload(big).state == P.APPROVED
