@@ -1,0 +1,229 @@
+"""Races against real PostgreSQL: real threads, each with its own connection, released together.
+
+These are `transaction=True` tests: every service commits for real, so the row locks and
+conditional updates are what decides, not a test transaction around everything.
+"""
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from orders.actors import Actor
+from orders.models import Order
+from refunds import services
+from refunds.errors import RefundError, RefundNotAllowed, RefundValidationError
+from refunds.gateways import SimulatedGateway
+from refunds.models import GatewayLedgerEntry, Payout, RefundEvent, RefundRequest
+from refunds.tasks import sweep_payouts
+from tests.factories import OrderFactory, UserFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+D = Decimal
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """Tasks go to a list instead of running inline: the test decides who runs them, when."""
+    calls = []
+    monkeypatch.setattr(services, "enqueue_on_commit", lambda func, *args: calls.append((func, args)))
+    return calls
+
+
+@pytest.fixture
+def finance_actor(transactional_db):
+    return Actor.for_user(UserFactory(username="finance-race", role="finance"))
+
+
+def run_together(n: int, fn):
+    """Start `n` threads at the same instant; return what each returned or raised."""
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def worker(i):
+        try:
+            barrier.wait(timeout=10)
+            results[i] = fn(i)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects every outcome
+            results[i] = exc
+        finally:
+            connection.close()  # each thread opened its own connection
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a worker hung (deadlock?)"
+    return results
+
+
+def _approved_payout(finance_actor, amount="15.00") -> Payout:
+    order = OrderFactory(lines=[("SKU-1", 1, amount)])
+    refund, _ = services.refund_submit(
+        actor=Actor.for_channel(order.channel),
+        channel=order.channel,
+        idempotency_key=f"race-{order.pk}",
+        order_number=order.number,
+        kind="refund_only",
+        reason="size_fit",
+    )
+    services.refund_evaluate(refund_id=refund.pk)
+    payout = Payout.objects.get(request=refund)
+    services.payout_approve(payout_id=payout.pk, actor=finance_actor)
+    assert Payout.objects.get(pk=payout.pk).state == Payout.State.APPROVED
+    return payout
+
+
+def _ledger(payout):
+    return GatewayLedgerEntry.objects.filter(idempotency_key=str(payout.idempotency_key))
+
+
+def test_twenty_workers_executing_one_payout_pay_it_once(queued, finance_actor):
+    payout = _approved_payout(finance_actor)
+    SimulatedGateway.set_mode("ok", delay_ms=50)  # a slow gateway widens the window
+
+    results = run_together(20, lambda i: services.payout_execute(payout_id=payout.pk))
+
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1 and winners[0].state == Payout.State.SUCCEEDED
+    assert _ledger(payout).count() == 1
+    payout.refresh_from_db()
+    assert (payout.state, payout.attempts) == (Payout.State.SUCCEEDED, 1)
+    assert RefundEvent.objects.filter(payout=payout, action="payout_execute").count() == 1
+    assert RefundEvent.objects.filter(payout=payout, action="payout_succeeded").count() == 1
+    order = Order.objects.get(pk=payout.request.order_id)
+    assert (order.refunded_total, order.held_total) == (D("15.00"), D("0.00"))
+
+
+def test_ten_requests_for_the_whole_order_at_once_accept_exactly_one(queued):
+    order = OrderFactory(lines=[("A", 2, "30.00"), ("B", 1, "45.50")])
+    channel = Actor.for_channel(order.channel)
+
+    def submit(i):
+        return services.refund_submit(
+            actor=channel,
+            channel=order.channel,
+            idempotency_key=f"whole-{i}",
+            order_number=order.number,
+            kind="return_and_refund",
+            reason="changed_mind",
+        )
+
+    results = run_together(10, submit)
+
+    created = [r for r in results if isinstance(r, tuple)]
+    refused = [r for r in results if isinstance(r, RefundValidationError)]
+    assert len(created) == 1, results
+    assert len(refused) == 9, results
+    assert all("Nothing is left to refund" in e.message for e in refused)
+    refund = RefundRequest.objects.get(order=order)
+    assert refund.amount_requested == D("105.50")
+    order.refresh_from_db()
+    assert (order.held_total, order.refunded_total) == (D("105.50"), D("0.00"))
+    assert dict(order.lines.values_list("sku", "held_quantity")) == {"A": 2, "B": 1}
+    assert RefundEvent.objects.filter(request__order=order).count() == 1  # one submit, nothing else
+
+
+def test_two_requests_for_the_last_unit_one_wins_and_the_loser_can_have_the_rest(queued):
+    order = OrderFactory(lines=[("A", 3, "10.00")])
+    channel = Actor.for_channel(order.channel)
+    from refunds.services import LineRequest
+
+    def submit(i):
+        return services.refund_submit(
+            actor=channel,
+            channel=order.channel,
+            idempotency_key=f"unit-{i}",
+            order_number=order.number,
+            kind="refund_only",
+            reason="changed_mind",
+            lines=[LineRequest("A", 2)],
+        )
+
+    results = run_together(2, submit)
+
+    assert sorted(type(r).__name__ for r in results) == ["RefundValidationError", "tuple"], results
+    order.refresh_from_db()
+    line = order.lines.get()
+    assert (line.held_quantity, line.held_amount, order.held_total) == (2, D("20.00"), D("20.00"))
+
+
+def test_a_gateway_that_timed_out_after_paying_retried_by_two_people_pays_once(queued, finance_actor):
+    payout = _approved_payout(finance_actor)
+    SimulatedGateway.set_mode("timeout_after_success", calls=1)
+    services.payout_execute(payout_id=payout.pk)
+    payout.refresh_from_db()
+    assert payout.state == Payout.State.FAILED and payout.error.startswith("timeout")
+    assert _ledger(payout).count() == 1  # it did pay
+    other = Actor.for_user(UserFactory(username="finance-race-2", role="finance"))
+
+    results = run_together(2, lambda i: services.payout_retry(payout_id=payout.pk, actor=[finance_actor, other][i]))
+
+    assert sorted(type(r).__name__ for r in results) == ["Payout", "RefundNotAllowed"], results
+    sends = [args for func, args in queued if func == "refunds.tasks.payout_send_task"]
+    assert sends == [(payout.pk,)]  # one retry queued one send
+    # The queued send and a sweeper that thinks it is stuck run at the same moment.
+    Payout.objects.filter(pk=payout.pk).update(processing_started_at=timezone.now() - timedelta(hours=1))
+    run_together(2, lambda i: services.payout_send(payout_id=payout.pk) if i == 0 else sweep_payouts())
+
+    payout.refresh_from_db()
+    assert payout.state == Payout.State.SUCCEEDED
+    assert _ledger(payout).count() == 1
+    assert payout.gateway_reference == _ledger(payout).get().reference
+    assert RefundRequest.objects.get(pk=payout.request_id).state == RefundRequest.State.REFUNDED
+    order = Order.objects.get(pk=payout.request.order_id)
+    assert order.refunded_total == D("15.00")
+
+
+def test_a_worker_killed_mid_call_is_re_driven_once_by_concurrent_sweepers(queued, finance_actor):
+    payout = _approved_payout(finance_actor)
+    assert services.payout_claim(payout_id=payout.pk)
+    # The dead worker had reached the gateway; then it vanished, leaving `processing`.
+    services.get_gateway().refund(
+        idempotency_key=str(payout.idempotency_key), payment_reference="PAY", amount=payout.amount, currency="CNY"
+    )
+    Payout.objects.filter(pk=payout.pk).update(processing_started_at=timezone.now() - timedelta(hours=1))
+
+    results = run_together(5, lambda i: sweep_payouts())
+
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    payout.refresh_from_db()
+    assert payout.state == Payout.State.SUCCEEDED
+    assert _ledger(payout).count() == 1
+    assert RefundEvent.objects.filter(payout=payout, action="payout_succeeded").count() == 1
+
+
+def test_approve_and_void_at_once_one_of_them_wins(queued, finance_actor):
+    order = OrderFactory(lines=[("SKU-1", 1, "15.00")])
+    refund, _ = services.refund_submit(
+        actor=Actor.for_channel(order.channel),
+        channel=order.channel,
+        idempotency_key="approve-void",
+        order_number=order.number,
+        kind="refund_only",
+        reason="size_fit",
+    )
+    services.refund_evaluate(refund_id=refund.pk)
+    payout = Payout.objects.get(request=refund)
+
+    results = run_together(
+        2,
+        lambda i: (services.payout_approve if i == 0 else services.payout_void)(payout_id=payout.pk, actor=finance_actor),
+    )
+
+    assert len([r for r in results if isinstance(r, Payout)]) == 1, results
+    assert len([r for r in results if isinstance(r, RefundNotAllowed)]) == 1, results
+    payout.refresh_from_db()
+    assert payout.state in (Payout.State.APPROVED, Payout.State.VOIDED)
+    assert RefundEvent.objects.filter(payout=payout).count() == 1
+    assert not [r for r in results if isinstance(r, RefundError) and not isinstance(r, RefundNotAllowed)]
