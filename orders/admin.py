@@ -53,7 +53,7 @@ class OrderAdmin(ViewerMixin, admin.ModelAdmin):
     list_select_related = ["channel", "customer"]
     search_fields = ["number"]
     search_help_text = _("An order number (exact).")
-    ordering = ["-placed_at", "-id"]
+    ordering = ["-id"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     fields = [
@@ -113,7 +113,7 @@ class CustomerAdmin(ViewerMixin, admin.ModelAdmin):
     list_select_related = ["channel"]
     search_fields = ["external_id"]
     search_help_text = _("A customer id (exact).")
-    ordering = ["-created_at", "-id"]
+    ordering = ["-id"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     fields = ["display_name", "channel", "external_id", "masked_phone", "masked_email", "language", "sms_opt_out", "created_at"]

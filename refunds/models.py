@@ -144,6 +144,10 @@ class RefundRequest(FSMModelMixin, models.Model):
             models.Index(fields=["state", "created_at"]),
             models.Index(fields=["customer", "created_at"]),
             models.Index(fields=["order", "state"]),
+            # The support queue's filters (channel, reason) within a state, oldest first.
+            models.Index(fields=["state", "channel", "created_at"], name="refund_queue_channel_idx"),
+            models.Index(fields=["state", "reason", "created_at"], name="refund_queue_reason_idx"),
+            models.Index(fields=["created_at"], name="refund_created_idx"),
         ]
         permissions = [
             ("review_refundrequest", _("Can approve, reject and ask about refund requests")),
