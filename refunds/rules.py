@@ -62,17 +62,23 @@ def policy_for(channel) -> RefundPolicy:
     return policy
 
 
-def gather_facts(refund: RefundRequest, *, risk_score: int, watchlisted: bool, now=None) -> Facts:
+def gather_facts(
+    refund: RefundRequest, *, risk_score: int, watchlisted: bool, now=None, other_refunds_on_order: int | None = None
+) -> Facts:
+    """`other_refunds_on_order` may be given by a caller that counted set-wise (the policy dry
+    run, with `order__shipments` prefetched): then this makes no query."""
     order = refund.order
     shipments = list(order.shipments.all())
     delivered = [s.delivered_at for s in shipments if s.delivered_at]
     shipped = [s.shipped_at for s in shipments if s.shipped_at]
-    other = (
-        RefundRequest.objects.filter(order_id=order.pk)
-        .exclude(pk=refund.pk)
-        .exclude(state__in=[RefundRequest.State.WITHDRAWN, RefundRequest.State.REJECTED, RefundRequest.State.CANCELLED])
-        .count()
-    )
+    other = other_refunds_on_order
+    if other is None:
+        other = (
+            RefundRequest.objects.filter(order_id=order.pk)
+            .exclude(pk=refund.pk)
+            .exclude(state__in=[RefundRequest.State.WITHDRAWN, RefundRequest.State.REJECTED, RefundRequest.State.CANCELLED])
+            .count()
+        )
     return Facts(
         amount=refund.amount_requested,
         reason=refund.reason,

@@ -1,1 +1,104 @@
-"""Admin screens: policy."""
+"""Admin screens: the refund policy, with a dry run before every save.
+
+Saving a changed policy takes two steps: the form posts, the admin answers with what the new
+policy would have decided on the last N days of requests next to what the live one decided
+(`risk.selectors.policy_dry_run`), and only "Confirm and save" saves it. The risk role and
+admins edit policies; the risk threshold is one of the policy's rules.
+"""
+
+import copy
+
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.template.response import TemplateResponse
+
+from refunds import rules
+from refunds.models import RefundPolicy
+from risk.selectors import policy_dry_run
+
+CONFIRM = "_confirm_dry_run"
+DAYS = "_dry_run_days"
+CONTROL = {CONFIRM, DAYS, "_rerun", "csrfmiddlewaretoken", "_save", "_continue", "_addanother"}
+DEFAULT_DAYS = 30
+MAX_DAYS = 365
+
+
+def _days(request) -> int:
+    try:
+        return max(1, min(MAX_DAYS, int(request.POST.get(DAYS, DEFAULT_DAYS))))
+    except (TypeError, ValueError):
+        return DEFAULT_DAYS
+
+
+@admin.register(RefundPolicy)
+class RefundPolicyAdmin(admin.ModelAdmin):
+    list_display = ["name", "channel", "return_window_days", "auto_approve_limit", "risk_threshold", "updated_at"]
+    list_select_related = ["channel"]
+    search_fields = ["name", "channel__name"]
+    readonly_fields = ["updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "channel"]}),
+        ("Order and window", {"fields": ["require_paid_enabled", "return_window_enabled", "return_window_days"]}),
+        ("Amounts", {"fields": ["auto_approve_limit_enabled", "auto_approve_limit", "keep_it_enabled", "keep_it_below"]}),
+        (
+            "Reasons and carriers",
+            {
+                "fields": [
+                    "dispute_reasons_enabled",
+                    "dispute_reasons",
+                    "not_received_check_enabled",
+                    "shipping_delay_alternative_enabled",
+                ]
+            },
+        ),
+        (
+            "Risk",
+            {
+                "fields": [
+                    "risk_threshold_enabled",
+                    "risk_threshold",
+                    "watchlist_enabled",
+                    "max_refunds_per_order_enabled",
+                    "max_refunds_per_order",
+                    "updated_at",
+                ]
+            },
+        ),
+    ]
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "POST" and CONFIRM not in request.POST:
+            response = self._dry_run(request, object_id)
+            if response is not None:
+                return response
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _dry_run(self, request, object_id):
+        """The comparison page, or None to let the admin show the form (and its errors)."""
+        obj = self.get_object(request, unquote(object_id)) if object_id else None
+        if object_id and (obj is None or not self.has_change_permission(request, obj)):
+            return None
+        if not object_id and not self.has_add_permission(request):
+            return None
+        live = copy.copy(obj) if obj is not None else None
+        form = self.get_form(request, obj, change=obj is not None)(request.POST, request.FILES, instance=obj)
+        if not form.is_valid():
+            return None
+        proposed = form.save(commit=False)
+        if live is None:
+            live = rules.policy_for(proposed.channel)  # what governs these requests today
+        days = _days(request)
+        result = policy_dry_run(live=live, proposed=proposed, days=days)
+        replay = [(k, v) for k, values in request.POST.lists() if k not in CONTROL for v in values]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Dry run: {proposed.name}",
+            "opts": self.model._meta,
+            "original": obj,
+            "result": result,
+            "replay": replay,
+            "days": days,
+            "changed_fields": form.changed_data,
+            "live": live,
+        }
+        return TemplateResponse(request, "admin/refunds/refundpolicy/dry_run.html", context)
