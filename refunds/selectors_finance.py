@@ -8,7 +8,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from orders.models import MONEY
-from refunds.models import Payout, PayoutBatch, RefundRequest
+from refunds.models import Payout, PayoutBatch, RefundMethod, RefundRequest
 
 CENT = Decimal("0.01")
 ZERO_MONEY = Value(0, output_field=DecimalField(**MONEY))
@@ -71,4 +71,5 @@ def reconciliation_by_day(*, start: date, end: date) -> list[dict]:
     for r in rows:
         # SQLite sums decimals as floats; PostgreSQL's numeric is exact. Quantize either way.
         r["total"] = Decimal(str(r["total"])).quantize(CENT)
+        r["method_label"] = RefundMethod(r["method"]).label if r["method"] in RefundMethod.values else r["method"]
     return rows

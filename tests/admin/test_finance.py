@@ -285,6 +285,7 @@ def test_reconciliation_sums_succeeded_payouts_by_local_day_and_method(fin):
     response = fin.get(reverse("admin:refunds_payout_reconciliation"), {"start": day, "end": day})
 
     rows = [(r["day"], r["method"], r["count"], r["total"]) for r in response.context["rows"]]
+    assert "Store credit" in response.content.decode()
     assert rows == [(day, "original_payment", 2, Decimal("30.30")), (day, "store_credit", 1, Decimal("5.00"))]
     assert response.context["totals"] == [("CNY", {"count": 3, "total": Decimal("35.30")})]
 

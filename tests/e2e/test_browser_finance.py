@@ -1,0 +1,68 @@
+"""Finance in a real browser against a live server on PostgreSQL: select payouts, see the
+running total, bulk-approve, export an XLSX and read it back.
+
+Screenshots land in test-artifacts/screenshots/ (finance-*).
+"""
+
+from decimal import Decimal
+
+import openpyxl
+import pytest
+
+from refunds.models import Payout, RefundEvent
+from tests.admin.test_finance import payout_through_services
+from tests.e2e.conftest import login, shot
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def test_finance_selects_payouts_sees_the_total_bulk_approves_and_exports_an_xlsx(page, live_server, tmp_path):
+    a = payout_through_services(price="12.34")
+    b = payout_through_services(price="56.78")
+    left = payout_through_services(price="0.10")
+    user = UserFactory(username="fay-finance", role="finance")
+
+    login(page, live_server, user)
+    page.goto(f"{live_server.url}/admin/refunds/payout/")
+    page.wait_for_selector("#result_list")
+    shot(page, "finance-1-queue")
+    assert page.inner_text("#selection-sum") == "0.00"
+
+    page.check(f"input.action-select[value='{a.pk}']")
+    page.check(f"input.action-select[value='{b.pk}']")
+    # 12.34 + 56.78 in floats is 69.12000000000001; the page sums integer cents.
+    page.wait_for_function("document.getElementById('selection-count').textContent === '2'")
+    assert page.inner_text("#selection-sum") == "69.12 CNY"
+    shot(page, "finance-2-selected-total")
+
+    page.select_option("select[name=action]", "approve_selected")
+    page.click("button[name=index]")
+    page.wait_for_selector(".messagelist")
+    shot(page, "finance-3-approved")
+    assert "Approved 2 payouts" in page.inner_text(".messagelist")
+    for p in (a, b):
+        p.refresh_from_db()
+        assert p.approved_by == user and p.state == Payout.State.SUCCEEDED  # paid by the batch task
+        assert RefundEvent.objects.filter(payout=p, action="payout_approve").count() == 1
+    left.refresh_from_db()
+    assert left.state == Payout.State.PENDING_APPROVAL and left.approved_by is None
+
+    page.goto(f"{live_server.url}/admin/refunds/payout/?state=succeeded")
+    page.wait_for_selector("#result_list")
+    shot(page, "finance-4-succeeded")
+    with page.expect_download() as download:
+        page.click("#export-filtered-xlsx")
+    assert download.value.suggested_filename == "payouts.xlsx"
+    path = tmp_path / "payouts.xlsx"
+    download.value.save_as(path)
+    rows = list(openpyxl.load_workbook(path, read_only=True).active.iter_rows(values_only=True))
+    assert rows[0][0] == "payout no." and rows[0][6] == "amount"
+    assert sorted(r[0] for r in rows[1:]) == sorted([str(a), str(b)])
+    assert sum(Decimal(str(r[6])) for r in rows[1:]) == Decimal("69.12")
+    assert {r[8] for r in rows[1:]} == {"succeeded"} and all(r[12] for r in rows[1:])
+
+    page.goto(f"{live_server.url}/admin/refunds/payout/reconciliation/")
+    page.wait_for_selector("#reconciliation")
+    shot(page, "finance-5-reconciliation")
+    assert "69.12" in page.inner_text("#reconciliation tfoot")
