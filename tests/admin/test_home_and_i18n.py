@@ -1,0 +1,107 @@
+"""The role home pages and the Chinese admin."""
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from refunds.models import RefundRequest
+from tests.factories import PayoutFactory, RefundRequestFactory
+
+pytestmark = pytest.mark.django_db
+
+State = RefundRequest.State
+
+
+def _home(client, user):
+    client.force_login(user)
+    response = client.get(reverse("admin:index"))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_support_home_counts_its_queues_with_the_oldest_age(client, support_user):
+    old = RefundRequestFactory(state=State.UNDER_REVIEW)
+    RefundRequest.objects.filter(pk=old.pk).update(state_changed_at=timezone.now() - timedelta(days=3, hours=2))
+    RefundRequestFactory(state=State.UNDER_REVIEW)
+    RefundRequestFactory(state=State.READY_FOR_PAYOUT)
+
+    body = _home(client, support_user)
+
+    section = body[body.index('id="role-home"') :]
+    assert re.search(r"Under review</span>\s*<span class=\"n\">2</span>", section)
+    assert re.search(r"Awaiting customer</span>\s*<span class=\"n\">0</span>", section)
+    assert "oldest waits 3d 2h" in section
+    assert reverse("admin:refunds_refundrequest_changelist") + "?queue=under_review" in section
+    assert "Warehouse" not in section and "Finance" not in section
+
+
+def test_warehouse_home_shows_parcel_queues_only(client, warehouse_user):
+    RefundRequestFactory(state=State.AWAITING_RETURN)
+    body = _home(client, warehouse_user)
+    section = body[body.index('id="role-home"') :]
+    assert re.search(r"Awaiting return</span>\s*<span class=\"n\">1</span>", section)
+    assert "Received" in section
+    assert "Under review" not in section
+
+
+def test_finance_home_links_to_pending_and_failed_payouts(client, finance_user):
+    PayoutFactory()
+    body = _home(client, finance_user)
+    section = body[body.index('id="role-home"') :]
+    assert re.search(r"Pending approval</span>\s*<span class=\"n\">1</span>", section)
+    assert "?state__exact=failed" in section
+
+
+def test_home_shows_the_unread_staff_inbox_count(client, support_user):
+    from notifications.services import notify_staff
+
+    refund = RefundRequestFactory(state=State.UNDER_REVIEW)
+    notify_staff(role="support", event="refund_escalated", refund=refund, context={"reason": "x"})
+    body = _home(client, support_user)
+    assert re.search(r"1 unread message", body)
+
+
+def test_language_switch_turns_the_admin_chinese(client, support_user):
+    RefundRequestFactory(state=State.UNDER_REVIEW)
+    client.force_login(support_user)
+    page = client.get(reverse("admin:index")).content.decode()
+    assert 'id="language-switch"' in page
+
+    client.post(reverse("set_language"), {"language": "zh-hans", "next": "/admin/"})
+    home = client.get(reverse("admin:index")).content.decode()
+    queue = client.get(reverse("admin:refunds_refundrequest_changelist")).content.decode()
+
+    assert "退款工作台" in home and "审核中" in home
+    assert "客服队列（审核中、等待客户）" in queue and "升级原因" in queue
+
+
+MY_SOURCES = (
+    "orders/admin.py",
+    "orders/masking.py",
+    "refunds/admin/requests.py",
+    "refunds/admin/warehouse.py",
+    "refunds/selectors.py",
+    "refunds/templates/admin/refunds/refundrequest/",
+    "refunds/templates/admin/refunds/returnparcel/",
+    "config/templates/admin/",
+)
+
+
+def test_every_string_of_the_support_and_warehouse_screens_has_a_chinese_translation():
+    po = Path(settings.BASE_DIR / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po").read_text()
+    missing = []
+    for block in po.split("\n\n")[1:]:
+        refs = " ".join(re.findall(r"^#: (.*)$", block, re.M))
+        if not any(src in refs for src in MY_SOURCES) or "#, fuzzy" in block:
+            if "#, fuzzy" in block and any(src in refs for src in MY_SOURCES):
+                missing.append(block)
+            continue
+        if re.search(r'^msgstr(\[0\])? ""\Z', block.strip(), re.M):
+            missing.append(block)
+    assert not missing, "\n\n".join(missing)
+    assert (settings.BASE_DIR / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.mo").exists()
