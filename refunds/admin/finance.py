@@ -33,7 +33,7 @@ from orders.actors import Actor
 from orders.resources import COLUMNS, FORMATS, import_orders
 from orders.services_import import PERM_IMPORT as PERM_IMPORT_ORDERS
 from refunds import selectors_finance, services
-from refunds.admin.paginators import CappedCountPaginator
+from refunds.admin.counting import EstimatedCountPaginator
 from refunds.errors import RefundError
 from refunds.models import Payout, PayoutBatch, RefundRequest
 from refunds.resources import EXPORTERS, PayoutResource, RefundRequestResource, _cell
@@ -98,7 +98,7 @@ class PayoutAdmin(admin.ModelAdmin):
     show_full_result_count = False
     # Facet counts are one COUNT per filter choice: too slow on a million payouts.
     show_facets = admin.ShowFacets.NEVER
-    paginator = CappedCountPaginator
+    paginator = EstimatedCountPaginator
     search_fields = ["=id", "=request__id", "=request__order__number"]
     search_help_text = gettext_lazy("A payout number (PO-000123), a request number (RF-000123) or an order number.")
     actions = ["approve_selected", "void_selected", "retry_selected", "export_csv", "export_xlsx"]
@@ -577,7 +577,7 @@ class PayoutBatchAdmin(admin.ModelAdmin):
     ordering = ["-created_at", "-pk"]
     list_per_page = 100
     show_full_result_count = False
-    paginator = CappedCountPaginator
+    paginator = EstimatedCountPaginator
     fields = ["created_by", "created_at", "note"]
     readonly_fields = fields
 
