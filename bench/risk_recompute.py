@@ -72,6 +72,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--orders-per-customer", type=int, default=5)
+    parser.add_argument("--skip-recompute", action="store_true", help="only time scoring single requests")
+    parser.add_argument("--score-samples", type=int, default=300)
     args = parser.parse_args()
     assert connection.vendor == "postgresql", "PostgreSQL only"
     assert connection.settings_dict["NAME"].endswith("bench"), "run this on a dedicated *_bench database"
@@ -89,11 +91,45 @@ def main() -> None:
     from risk import services
     from risk.models import RiskProfile, WatchlistEntry
 
-    for run in (1, 2):  # the first run inserts the profiles, the second updates them all
-        started = time.monotonic()
-        n = services.recompute_all()
-        print(f"run {run}: recompute_all wrote {n:,} profiles in {time.monotonic() - started:.1f}s")
-    print(f"profiles: {RiskProfile.objects.count():,}; watch-list entries: {WatchlistEntry.objects.count():,}")
+    if not args.skip_recompute:
+        for run in (1, 2):  # the first run inserts the profiles, the second updates them all
+            started = time.monotonic()
+            n = services.recompute_all()
+            print(f"run {run}: recompute_all wrote {n:,} profiles in {time.monotonic() - started:.1f}s")
+        print(f"profiles: {RiskProfile.objects.count():,}; watch-list entries: {WatchlistEntry.objects.count():,}")
+    time_scoring(args.score_samples)
+
+
+def time_scoring(samples: int) -> None:
+    """What intake pays: `assess_customer` (incremental recompute of the customer and its
+    linked accounts, patterns, score) on random customers of the big population."""
+    import random
+    import statistics
+
+    from django.db import reset_queries, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from orders.models import Customer
+    from risk import services
+
+    ids = list(Customer.objects.filter(external_id__startswith="B").order_by("?").values_list("pk", flat=True)[:samples])
+    timings, queries = [], set()
+    for pk in ids:
+        customer = Customer.objects.get(pk=pk)
+        with transaction.atomic():
+            with CaptureQueriesContext(connection) as ctx:
+                started = time.perf_counter()
+                services.assess_customer(customer=customer)
+                timings.append((time.perf_counter() - started) * 1000)
+            queries.add(len(ctx.captured_queries))
+            transaction.set_rollback(True)  # leave the data as generated
+        reset_queries()
+    timings.sort()
+    print(
+        f"assess_customer on {len(ids)} random customers: median {statistics.median(timings):.1f} ms, "
+        f"p95 {timings[int(len(timings) * 0.95) - 1]:.1f} ms, max {timings[-1]:.1f} ms; queries per call {sorted(queries)}"
+    )
+    random.seed(0)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ rewritten set-wise by `risk.profiles`; the watch list and the settings change on
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from config.q2 import enqueue_on_commit
@@ -27,19 +26,17 @@ NOTIFY_EACH_UP_TO = 20
 
 
 def assess_customer(*, customer, refund=None) -> Assessment:
-    """Bring the customer's profile up to date and score it (a fixed number of queries).
+    """Bring the customer's profile up to date and score it, in five queries whatever the
+    history (plus the inserts when a pattern newly fires).
 
     Called at intake inside the request's transaction, so the request itself counts. May add
     automatic watch-list entries; a request from a listed customer notifies the risk role.
     """
     settings = RiskSettings.current()
     now = timezone.now()
-    scope = profiles.linked_customers(customer.pk)
-    profiles.recompute(customer_ids=scope, settings=settings, now=now)
-    apply_watchlist_patterns(customer_ids=scope, settings=settings, now=now)
-    profile = RiskProfile.objects.filter(customer_id=customer.pk).first()
+    profile, listed = _refresh_linked(customer.pk, settings, now)
     assessment = score_profile(profile, settings, now)
-    if refund is not None and is_watchlisted(customer=customer, now=now):
+    if refund is not None and listed:
         notify_staff(
             role="risk",
             event="watchlist_hit",
@@ -62,12 +59,26 @@ def customer_changed(*, customer_id: int) -> None:
 
 def recompute_customer(*, customer_id: int) -> None:
     """Incremental update: the customer and every account linked to it by phone or address."""
-    settings = RiskSettings.current()
-    now = timezone.now()
     with transaction.atomic():
-        scope = profiles.linked_customers(customer_id)
-        profiles.recompute(customer_ids=scope, settings=settings, now=now)
-        apply_watchlist_patterns(customer_ids=scope, settings=settings, now=now)
+        _refresh_linked(customer_id, RiskSettings.current(), timezone.now())
+
+
+def _refresh_linked(customer_id: int, settings: RiskSettings, now) -> tuple[RiskProfile | None, bool]:
+    """Recompute the customer and its linked accounts, add entries for patterns that fire;
+    return the customer's profile and whether it is on the watch list now. Four queries."""
+    scope = profiles.linked_customers(customer_id)
+    profiles.recompute(customer_ids=scope, settings=settings, now=now)
+    in_scope = list(RiskProfile.objects.filter(customer_id__in=scope))
+    live = list(
+        WatchlistEntry.objects.filter(WatchlistEntry.active_q(now), customer_id__in=scope).values_list(
+            "customer_id", "reason", "source"
+        )
+    )
+    auto = {(c, reason) for c, reason, source in live if source == WatchlistEntry.Source.AUTO}
+    new = _add_entries(in_scope, auto, settings, now)
+    listed = any(c == customer_id for c, _, _ in live) or any(e.customer_id == customer_id for e in new)
+    profile = next((p for p in in_scope if p.customer_id == customer_id), None)
+    return profile, listed
 
 
 def recompute_all() -> int:
@@ -76,31 +87,24 @@ def recompute_all() -> int:
     now = timezone.now()
     with transaction.atomic():
         n = profiles.recompute(settings=settings, now=now)
-        apply_watchlist_patterns(customer_ids=None, settings=settings, now=now)
+        candidates = list(RiskProfile.objects.filter(pattern_q(settings)))
+        auto = set(
+            WatchlistEntry.objects.filter(
+                WatchlistEntry.active_q(now),
+                source=WatchlistEntry.Source.AUTO,
+                customer_id__in=RiskProfile.objects.filter(pattern_q(settings)).values("customer_id"),
+            ).values_list("customer_id", "reason")
+        )
+        _add_entries(candidates, auto, settings, now)
     return n
 
 
-def apply_watchlist_patterns(*, customer_ids: list[int] | None, settings: RiskSettings, now) -> list[WatchlistEntry]:
-    """Add an automatic entry for every pattern that fires and has no live entry yet.
+def _add_entries(candidates, live_auto: set, settings: RiskSettings, now) -> list[WatchlistEntry]:
+    """An automatic entry for every pattern that fires on a candidate and has no live one yet.
 
-    Reads only the profiles on which a pattern fires (one query), then their live automatic
-    entries (one query), so a full pass costs the same few queries as one customer.
+    Only profiles on which a pattern fires are read for the full pass, so this loops over
+    hits, never over every customer.
     """
-    candidates = RiskProfile.objects.filter(pattern_q(settings))
-    if customer_ids is not None:
-        candidates = candidates.filter(customer_id__in=customer_ids)
-    candidates = list(candidates)
-    if not candidates:
-        return []
-    live = set(
-        WatchlistEntry.objects.filter(
-            WatchlistEntry.active_q(now),
-            source=WatchlistEntry.Source.AUTO,
-            customer_id__in=[p.customer_id for p in candidates]
-            if customer_ids is not None
-            else RiskProfile.objects.filter(pattern_q(settings)).values("customer_id"),
-        ).values_list("customer_id", "reason")
-    )
     expires_at = now + timedelta(days=settings.watchlist_days)
     new = [
         WatchlistEntry(
@@ -113,7 +117,7 @@ def apply_watchlist_patterns(*, customer_ids: list[int] | None, settings: RiskSe
         )
         for p in candidates
         for reason, evidence in patterns_of(p, settings)
-        if (p.customer_id, reason) not in live
+        if (p.customer_id, reason) not in live_auto
     ]
     if not new:
         return []
@@ -188,7 +192,3 @@ def risk_settings_update(*, actor: Actor, changes: dict, note: str = "") -> Risk
             current.save(update_fields=[*moved, "updated_at"])
             RiskSettingsChange.objects.bulk_create(log)
     return current
-
-
-def has_live_entry_q(now):
-    return Exists(WatchlistEntry.objects.filter(WatchlistEntry.active_q(now), customer_id=OuterRef("pk")))

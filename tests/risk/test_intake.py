@@ -11,7 +11,7 @@ from orders.actors import Actor
 from refunds import services as refunds
 from refunds.models import RefundRequest
 from risk import services
-from tests.factories import CustomerFactory, OrderFactory
+from tests.factories import CustomerFactory, OrderFactory, UserFactory
 from tests.risk.helpers import order, request, sent_back
 
 pytestmark = pytest.mark.django_db
@@ -97,17 +97,19 @@ def test_a_serial_returners_score_and_signals_are_stored_on_the_request(django_c
 
 
 def test_scoring_one_request_takes_a_fixed_number_of_queries():
-    # the same count for a customer without history and for one with a long one
+    # the same count without history, with a long one, and for a listed customer
     quiet = CustomerFactory()
     busy = CustomerFactory()
     for _ in range(5):
         request(order(busy), days=3)
+    listed = CustomerFactory()
+    services.watchlist_add(customer_id=listed.pk, actor=Actor.for_user(UserFactory(role="risk")), note="ring")
     counts = []
-    for c in (quiet, busy):
+    for c in (quiet, busy, listed):
         with CaptureQueriesContext(connection) as ctx:
             services.assess_customer(customer=c)
         counts.append(len(ctx.captured_queries))
-    assert counts == [5, 5]
+    assert counts == [5, 5, 5]
 
 
 def test_scoring_one_request_is_fast():
