@@ -176,3 +176,28 @@ def test_button_urls_refuse_get(client, role_user, role):
     response = client.get(reverse("admin:refunds_refundrequest_act", args=[refund.pk, "approve"]))
     assert response.status_code == 405
     assert _snapshot(refund)[0] == State.UNDER_REVIEW
+
+
+SEARCHES = {
+    "request_changelist": ("admin:refunds_refundrequest_changelist", lambda r: r.number),
+    "parcel_changelist": ("admin:refunds_returnparcel_changelist", lambda r: r.return_parcel.return_code),
+    "order_changelist": ("admin:orders_order_changelist", lambda r: r.order.number),
+    "customer_changelist": ("admin:orders_customer_changelist", lambda r: r.customer.external_id),
+    "channel_changelist": ("admin:orders_channel_changelist", lambda r: r.channel.name),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_model_admin_search_finds_the_row_for_allowed_roles(client, role_user, role):
+    refund = awaiting_return_request()
+    client.force_login(role_user(role))
+    for page, (name, term) in SEARCHES.items():
+        params = {"q": term(refund)}
+        if page in ("request_changelist", "parcel_changelist"):
+            params["queue"] = "all"
+        response = client.get(reverse(name), params)
+        if role in PAGES[page]:
+            assert response.status_code == 200, page
+            assert len(response.context["cl"].result_list) == 1, page
+        else:
+            assert response.status_code == 403, page
