@@ -176,4 +176,4 @@ def recompute(*, customer_ids: list[int] | None = None, settings: RiskSettings |
     now = now or timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(build_sql(customer_ids), params(settings, now))
-        return cursor.rowcount
+        return cursor.rowcount  # -1 on SQLite, which does not count rows of an upsert with a CTE

@@ -34,14 +34,19 @@ def assess_customer(*, customer, refund=None) -> Assessment:
     """
     settings = RiskSettings.current()
     now = timezone.now()
-    profile, listed = _refresh_linked(customer.pk, settings, now)
+    profile, reasons = _refresh_linked(customer.pk, settings, now)
     assessment = score_profile(profile, settings, now)
-    if refund is not None and listed:
+    if refund is not None and reasons:
         notify_staff(
             role="risk",
             event="watchlist_hit",
             refund=refund,
-            context={"customer_id": customer.pk, "score": assessment.score},
+            context={
+                "customer_id": customer.pk,
+                "customer_name": customer.name,
+                "reason": ", ".join(str(WatchlistEntry.Reason(r).label) for r in sorted(reasons)),
+                "score": assessment.score,
+            },
         )
     return assessment
 
@@ -63,9 +68,10 @@ def recompute_customer(*, customer_id: int) -> None:
         _refresh_linked(customer_id, RiskSettings.current(), timezone.now())
 
 
-def _refresh_linked(customer_id: int, settings: RiskSettings, now) -> tuple[RiskProfile | None, bool]:
+def _refresh_linked(customer_id: int, settings: RiskSettings, now) -> tuple[RiskProfile | None, set[str]]:
     """Recompute the customer and its linked accounts, add entries for patterns that fire;
-    return the customer's profile and whether it is on the watch list now. Four queries."""
+    return the customer's profile and the reasons it is on the watch list now (empty: not
+    listed). Four queries."""
     scope = profiles.linked_customers(customer_id)
     profiles.recompute(customer_ids=scope, settings=settings, now=now)
     in_scope = list(RiskProfile.objects.filter(customer_id__in=scope))
@@ -76,9 +82,9 @@ def _refresh_linked(customer_id: int, settings: RiskSettings, now) -> tuple[Risk
     )
     auto = {(c, reason) for c, reason, source in live if source == WatchlistEntry.Source.AUTO}
     new = _add_entries(in_scope, auto, settings, now)
-    listed = any(c == customer_id for c, _, _ in live) or any(e.customer_id == customer_id for e in new)
+    reasons = {r for c, r, _ in live if c == customer_id} | {e.reason for e in new if e.customer_id == customer_id}
     profile = next((p for p in in_scope if p.customer_id == customer_id), None)
-    return profile, listed
+    return profile, reasons
 
 
 def recompute_all() -> int:

@@ -50,7 +50,9 @@ def test_a_watchlisted_customers_small_rule_passing_request_goes_to_review(risk_
     assert refund.state == RefundRequest.State.UNDER_REVIEW
     assert refund.requires_second_review
     assert "watch list" in refund.escalation_reason
-    assert Notification.objects.filter(event="watchlist_hit", recipient="risk", refund=refund).exists()
+    hit = Notification.objects.get(event="watchlist_hit", recipient="risk", refund=refund)
+    assert hit.context["reason"] == "Added by hand"
+    assert "watch-listed customer" in hit.body
 
 
 def test_the_same_request_from_an_unlisted_customer_is_approved(django_capture_on_commit_callbacks):
