@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.q2 import enqueue_on_commit
+from config.q2 import enqueue_many_on_commit
 from notifications.models import Notification, SlaBreach, SlaLimit, StaffInboxRead
 from notifications.rendering import render
 
@@ -79,8 +79,29 @@ def _queue(rows: list[Notification]) -> list[Notification]:
     with transaction.atomic():
         for row in rows:
             row.save()
-            enqueue_on_commit(SEND_TASK, row.pk)
+        _send_after_commit([row.pk for row in rows])
     return rows
+
+
+def _send_after_commit(ids: list[int]) -> None:
+    """Queue a send task per row once the transaction commits, batched per transaction.
+
+    Every call registers its own on-commit flush, so a row that commits always has one; the
+    first flush to run takes every id collected on this connection and queues them in one
+    broker transaction, the later ones find nothing left. Ids of rows a savepoint rolled
+    back may ride along: their task finds no row and does nothing.
+    """
+    conn = transaction.get_connection()
+    pending = conn.__dict__.setdefault("_notifications_pending", [])
+    pending.extend(ids)
+
+    def flush():
+        batch = list(pending)
+        pending.clear()
+        if batch:
+            enqueue_many_on_commit(SEND_TASK, [(pk,) for pk in batch])
+
+    transaction.on_commit(flush)
 
 
 def notification_resend(*, notification_ids: list[int]) -> int:
@@ -100,8 +121,7 @@ def notification_resend(*, notification_ids: list[int]) -> int:
         Notification.objects.filter(pk__in=ids).update(
             status=Notification.Status.PENDING, attempts=0, next_attempt_at=timezone.now(), claimed_at=None
         )
-        for pk in ids:
-            enqueue_on_commit(SEND_TASK, pk)
+        enqueue_many_on_commit(SEND_TASK, [(pk,) for pk in ids])
     return len(ids)
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from config.q2 import enqueue_on_commit
+from config.q2 import enqueue_many_on_commit
 from notifications import selectors, senders, services
 
 logger = logging.getLogger(__name__)
@@ -31,12 +31,10 @@ def sweep_outbox() -> int:
     `sending` longer than any send can take (their worker died)."""
     now = timezone.now()
     due = selectors.due_for_sending(now=now)
-    for pk in due:
-        enqueue_on_commit("notifications.tasks.notification_send", pk)
+    enqueue_many_on_commit("notifications.tasks.notification_send", [(pk,) for pk in due])
     cutoff = now - timedelta(seconds=settings.NOTIFICATIONS["STUCK_SENDING_SECONDS"])
     stuck = selectors.stuck_in_sending(claimed_before=cutoff)
-    for pk in stuck:
-        enqueue_on_commit("notifications.tasks.notification_send_stuck", pk, cutoff.isoformat())
+    enqueue_many_on_commit("notifications.tasks.notification_send_stuck", [(pk, cutoff.isoformat()) for pk in stuck])
     return len(due) + len(stuck)
 
 
