@@ -599,6 +599,8 @@ def refund_record_verdict(*, refund_id: int, actor: Actor, verdict: str) -> Refu
         refund.verdict, refund.verdict_by, refund.verdict_at = verdict, actor.user, timezone.now()
         refund.save(update_fields=["verdict", "verdict_by", "verdict_at", "updated_at"])
         record_event(refund, actor=actor, action="verdict", from_state=refund.state, note=verdict, public=False)
+        # "confirmed abuse" is a risk feature: the profile follows the verdict after commit.
+        risk.customer_changed(customer_id=refund.customer_id)
     return refund
 
 

@@ -136,3 +136,14 @@ def test_customer_changed_recomputes_after_commit(django_capture_on_commit_callb
     for cb in callbacks:
         cb()
     assert RiskProfile.objects.get(customer=c).requests_24h == 1
+
+
+def test_an_abusive_verdict_reaches_the_profile_after_commit(django_capture_on_commit_callbacks, support):
+    from risk.models import RiskProfile
+
+    c = CustomerFactory()
+    refund = request(order(c), state=RefundRequest.State.REJECTED)
+    RefundRequest.objects.filter(pk=refund.pk).update(escalation_reason="risk score 90 is above the threshold 70")
+    with django_capture_on_commit_callbacks(execute=True):
+        refunds.refund_record_verdict(refund_id=refund.pk, actor=support, verdict="abusive")
+    assert RiskProfile.objects.get(customer=c).abusive_verdicts == 1
