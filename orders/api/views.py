@@ -7,6 +7,7 @@ import json
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.exceptions import AuthenticationFailed, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -34,6 +35,15 @@ ORDER_NUMBER = OpenApiParameter(
 def _check_number(number: str) -> None:
     if len(number) > 64 or "\x00" in number:
         raise ValidationError({"order_number": ["At most 64 characters, no NUL."]})
+
+
+@extend_schema(exclude=True)
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+def not_found(request, rest: str = ""):
+    """Unknown paths under the API answer JSON too, never Django's HTML page."""
+    return Response({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
 
 
 class OrderView(ChannelAPIMixin, APIView):

@@ -4,10 +4,10 @@ from refunds.api import views
 
 urlpatterns = [
     path("refunds/", views.RefundListView.as_view(), name="api-refunds"),
-    path("refunds/<int:refund_id>/", views.RefundDetailView.as_view(), name="api-refund"),
-    path("refunds/<int:refund_id>/alternative/accept/", views.RefundAcceptAlternativeView.as_view(), name="api-refund-accept"),
-    path("refunds/<int:refund_id>/alternative/decline/", views.RefundDeclineAlternativeView.as_view(), name="api-refund-decline"),
-    path("refunds/<int:refund_id>/withdraw/", views.RefundWithdrawView.as_view(), name="api-refund-withdraw"),
-    path("refunds/<int:refund_id>/return-shipment/", views.RefundReturnShipmentView.as_view(), name="api-refund-return-shipment"),
-    path("refunds/<int:refund_id>/messages/", views.RefundMessageView.as_view(), name="api-refund-messages"),
+    path("refunds/<str:refund_id>/", views.RefundDetailView.as_view(), name="api-refund"),
+    path("refunds/<str:refund_id>/alternative/accept/", views.RefundAcceptAlternativeView.as_view(), name="api-refund-accept"),
+    path("refunds/<str:refund_id>/alternative/decline/", views.RefundDeclineAlternativeView.as_view(), name="api-refund-decline"),
+    path("refunds/<str:refund_id>/withdraw/", views.RefundWithdrawView.as_view(), name="api-refund-withdraw"),
+    path("refunds/<str:refund_id>/return-shipment/", views.RefundReturnShipmentView.as_view(), name="api-refund-return-shipment"),
+    path("refunds/<str:refund_id>/messages/", views.RefundMessageView.as_view(), name="api-refund-messages"),
 ]

@@ -43,6 +43,13 @@ def body_fingerprint(data) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _refund_id(value: str) -> int:
+    """Path ids are matched as text so that a malformed one is a JSON 404, not Django's page."""
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise NotFound(f"Refund request {value[:40]} does not exist.")
+    return int(value)
+
+
 def _detail(request, refund_id: int) -> Response:
     refund = selectors.refund_for_channel(channel=request.auth, refund_id=refund_id)
     if refund is None:
@@ -57,6 +64,8 @@ class Pagination(PageNumberPagination):
 
 
 class RefundListView(ChannelAPIMixin, APIView):
+    pagination_class = Pagination
+
     @extend_schema(
         operation_id="refunds_list",
         parameters=[
@@ -75,7 +84,7 @@ class RefundListView(ChannelAPIMixin, APIView):
         qs = selectors.refunds_for_channel(
             channel=request.auth, order_number=request.query_params.get("order_number") or None, state=state
         )
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(RefundOutSerializer(page, many=True, context={"request": request}).data)
 
@@ -127,8 +136,8 @@ class RefundDetailView(ChannelAPIMixin, APIView):
         responses={200: RefundDetailSerializer, 401: ERR_401, 404: ERR_404},
         summary="The request now: state, amounts, decision, return instructions, timeline.",
     )
-    def get(self, request, refund_id: int):
-        return _detail(request, refund_id)
+    def get(self, request, refund_id: str):
+        return _detail(request, _refund_id(refund_id))
 
 
 def _action_view(name, service_call, *, in_serializer=None, summary=""):
@@ -142,7 +151,8 @@ def _action_view(name, service_call, *, in_serializer=None, summary=""):
             responses={200: RefundDetailSerializer, 400: ERR_400, 401: ERR_401, 403: ERR_403, 404: ERR_404, 409: ERR_409},
             summary=summary,
         )
-        def post(self, request, refund_id: int):
+        def post(self, request, refund_id: str):
+            refund_id = _refund_id(refund_id)
             data = {}
             if in_serializer is not None:
                 serializer = in_serializer(data=request.data)

@@ -145,3 +145,9 @@ def test_whole_order_when_lines_are_left_out(api, order):
 def test_bad_path_ids_are_404_not_500(api):
     assert api.get("/api/v1/refunds/99999999999999999999999/").status_code == 404
     assert api.post("/api/v1/refunds/99999999999999999999999/withdraw/", {}, format="json").status_code == 404
+
+
+def test_unknown_paths_and_malformed_ids_answer_json_404(api):
+    for path in ("/api/v1/nope/", "/api/v1/refunds/abc/", "/api/v1/refunds/null,null/withdraw/"):
+        r = api.get(path) if "withdraw" not in path else api.post(path, {}, format="json")
+        assert r.status_code == 404 and r["Content-Type"] == "application/json", path
