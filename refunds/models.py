@@ -148,6 +148,12 @@ class RefundRequest(FSMModelMixin, models.Model):
             models.Index(fields=["state", "channel", "created_at"], name="refund_queue_channel_idx"),
             models.Index(fields=["state", "reason", "created_at"], name="refund_queue_reason_idx"),
             models.Index(fields=["created_at"], name="refund_created_idx"),
+            # The support queue, oldest first, straight from the index: no sort of every waiting row.
+            models.Index(
+                fields=["created_at", "id"],
+                condition=Q(state__in=["under_review", "awaiting_customer"]),
+                name="refund_support_queue_idx",
+            ),
         ]
         permissions = [
             ("review_refundrequest", _("Can approve, reject and ask about refund requests")),
@@ -327,7 +333,11 @@ class ReturnParcel(models.Model):
                 name="return_parcel_tracking_unique",
             )
         ]
-        indexes = [models.Index(fields=["tracking_number"])]
+        indexes = [
+            models.Index(fields=["tracking_number"]),
+            # The warehouse queue: parcels not received yet, oldest first.
+            models.Index(fields=["created_at", "id"], condition=Q(received_at__isnull=True), name="parcel_expected_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.return_code

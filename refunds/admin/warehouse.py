@@ -40,7 +40,8 @@ class ParcelQueueFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         value = self.value()
         if value in (None, ""):
-            return queryset.filter(request__state__in=selectors.WAREHOUSE_QUEUE_STATES)
+            # Not received yet: lets the database walk the partial index in order.
+            return queryset.filter(received_at__isnull=True, request__state__in=selectors.WAREHOUSE_QUEUE_STATES)
         if value == "all":
             return queryset
         if value in (State.AWAITING_RETURN, State.RETURN_IN_TRANSIT, State.RECEIVED):
