@@ -147,5 +147,17 @@ def home_queues(user) -> list[tuple[str, list[QueueFigure]]]:
             param="queue",
             labels={State.UNDER_REVIEW: _("Escalated, under review")},
         )
-        sections.append((_("Risk"), figures))
+        sections.append((_("Risk"), [_watchlist_figure(), *figures]))
     return sections
+
+
+def _watchlist_figure() -> QueueFigure:
+    from risk.models import WatchlistEntry
+
+    row = WatchlistEntry.objects.filter(WatchlistEntry.active_q(timezone.now())).aggregate(n=Count("pk"), oldest=Min("added_at"))
+    return QueueFigure(
+        label=_("Active watch-list entries"),
+        count=row["n"],
+        oldest_at=row["oldest"],
+        url=reverse("admin:risk_watchlistentry_changelist"),
+    )

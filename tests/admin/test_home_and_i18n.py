@@ -105,3 +105,17 @@ def test_every_string_of_the_support_and_warehouse_screens_has_a_chinese_transla
             missing.append(block)
     assert not missing, "\n\n".join(missing)
     assert (settings.BASE_DIR / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.mo").exists()
+
+
+def test_risk_home_counts_active_watch_list_entries_and_escalations(client, risk_user):
+    from risk.models import WatchlistEntry
+    from tests.factories import CustomerFactory
+
+    WatchlistEntry.objects.create(customer=CustomerFactory(), reason="manual", source="manual")
+    WatchlistEntry.objects.create(customer=CustomerFactory(), reason="manual", source="manual", removed_at=timezone.now())
+    RefundRequestFactory(state=State.UNDER_REVIEW)
+    body = _home(client, risk_user)
+    section = body[body.index('id="role-home"') :]
+    assert re.search(r"Active watch-list entries</span>\s*<span class=\"n\">1</span>", section)
+    assert re.search(r"Escalated, under review</span>\s*<span class=\"n\">1</span>", section)
+    assert reverse("admin:risk_watchlistentry_changelist") in section
