@@ -35,8 +35,21 @@ def capture_evidence(refund) -> dict:
         if refund.customer.phone
         else CustomerMessage.objects.filter(customer_id=refund.customer_id)
     )
+    customer = refund.customer
     return {
         "captured_at": _iso(now),
+        "customer": {
+            "external_id": customer.external_id,
+            "name": customer.name,
+            "channel": refund.channel.name if refund.channel_id else None,
+            "since": _iso(customer.created_at),
+        },
+        "request": {
+            "reason": refund.reason,
+            "kind": refund.requested_kind or refund.kind,
+            "amount": str(refund.amount_requested),
+            "note": refund.customer_note,
+        },
         "order": {
             "number": order.number,
             "state": order.state,
