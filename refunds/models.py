@@ -428,6 +428,8 @@ class Payout(FSMModelMixin, models.Model):
         indexes = [
             models.Index(fields=["state", "created_at"]),
             models.Index(fields=["state", "succeeded_at"]),
+            # Finance's "all payouts" list is ordered oldest first across every state.
+            models.Index(fields=["created_at", "id"], name="payout_created_idx"),
         ]
         permissions = [
             ("approve_payout", _("Can approve payouts")),
