@@ -23,11 +23,13 @@ from notifications.models import Notification
 
 logger = logging.getLogger(__name__)
 Status = Notification.Status
+INLINE_BUDGET_SECONDS = 20
 
 
 def send_one(*, notification_id: int) -> bool:
     """Send a due row. A failure with a short back-off is retried here after the back-off;
     a longer one is left to the sweeper. Returns True if the row ended `sent` by this call."""
+    started = time.monotonic()
     while True:
         row = _claim(notification_id)
         if row is None:
@@ -36,7 +38,9 @@ def send_one(*, notification_id: int) -> bool:
         if status != Status.FAILED:
             return status == Status.SENT
         wait = (row.next_attempt_at - timezone.now()).total_seconds()
-        if wait > settings.NOTIFICATIONS["RETRY_INLINE_MAX_SECONDS"]:
+        # Stay well inside the q2 task timeout: a worker killed for running long would leave
+        # the row in `sending` until the sweeper's stuck limit.
+        if wait > settings.NOTIFICATIONS["RETRY_INLINE_MAX_SECONDS"] or time.monotonic() - started > INLINE_BUDGET_SECONDS:
             return False
         time.sleep(max(wait, 0))
 

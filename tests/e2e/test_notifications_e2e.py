@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
 import pytest
 from django.apps import apps
@@ -18,7 +19,7 @@ from django.db import transaction
 
 from config.q2 import enqueue_on_commit
 from notifications import selectors, services
-from notifications.models import Notification
+from notifications.models import Notification, SlaBreach, SlaLimit
 from orders.actors import Actor
 from refunds import services as refunds
 from refunds.models import RefundRequest, ReturnParcel
@@ -209,3 +210,21 @@ def test_warehouse_scan_reaches_finance_and_the_customer_within_two_seconds(seed
     )
     assert elapsed < 2.0
     print(f"\nscan → finance inbox at once, customer SMS at the provider after {elapsed:.2f} s")
+
+
+def test_sla_sweeps_run_by_the_cluster_alert_once(seeded, qcluster, support_user):
+    from django_q.models import Success
+
+    SlaLimit.objects.filter(state="under_review").update(role="support", alert_after_minutes=60, escalate_after_minutes=600)
+    refund = RefundRequestFactory(state="under_review")
+    RefundRequest.objects.filter(pk=refund.pk).update(state_changed_at=refund.state_changed_at - timedelta(minutes=90))
+
+    for _ in range(3):
+        enqueue_on_commit("notifications.tasks.sla_sweep")
+    wait_for(lambda: Success.objects.filter(func="notifications.tasks.sla_sweep").count() == 3, timeout=15)
+
+    assert sorted(Success.objects.filter(func="notifications.tasks.sla_sweep").values_list("result", flat=True)) == [0, 0, 1]
+    assert SlaBreach.objects.filter(refund=refund).count() == 1
+    assert list(selectors.staff_inbox_for(support_user).filter(event="sla_breached").values_list("refund_id", flat=True)) == [
+        refund.pk
+    ]
