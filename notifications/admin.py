@@ -5,6 +5,8 @@ The outbox and templates use Django's model permissions (administrators). The in
 every staff user: it shows only the messages for their roles, read state per user.
 """
 
+import re
+
 from django.contrib import admin, messages
 from django.template import TemplateSyntaxError
 from django.utils.html import format_html
@@ -14,6 +16,16 @@ from django.utils.translation import ngettext
 from notifications import selectors, services
 from notifications.models import MessageTemplate, Notification, SlaBreach, SlaLimit, StaffMessage
 from notifications.rendering import preview
+
+
+class RefundNumberSearchMixin:
+    """Staff type refund numbers as they see them ("RF-000123"); search by the id behind it."""
+
+    def get_search_results(self, request, queryset, search_term):
+        match = re.fullmatch(r"\s*RF-?0*(\d+)\s*", search_term, flags=re.IGNORECASE)
+        if match:
+            return queryset.filter(refund_id=int(match[1])), False
+        return super().get_search_results(request, queryset, search_term)
 
 
 class ProblemFilter(admin.SimpleListFilter):
@@ -30,7 +42,7 @@ class ProblemFilter(admin.SimpleListFilter):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(RefundNumberSearchMixin, admin.ModelAdmin):
     list_display = ["__str__", "channel", "status", "attempts", "next_attempt_at", "error", "refund", "created_at"]
     list_filter = [ProblemFilter, "status", "channel", "event"]
     list_select_related = ["refund"]
@@ -86,7 +98,7 @@ class ReadFilter(admin.SimpleListFilter):
 
 
 @admin.register(StaffMessage)
-class StaffInboxAdmin(admin.ModelAdmin):
+class StaffInboxAdmin(RefundNumberSearchMixin, admin.ModelAdmin):
     list_display = ["unread_mark", "subject", "recipient", "refund", "created_at"]
     list_display_links = ["subject"]
     list_filter = [ReadFilter, "event"]
@@ -171,7 +183,7 @@ class SlaLimitAdmin(admin.ModelAdmin):
 
 
 @admin.register(SlaBreach)
-class SlaBreachAdmin(admin.ModelAdmin):
+class SlaBreachAdmin(RefundNumberSearchMixin, admin.ModelAdmin):
     list_display = ["__str__", "refund", "state", "level", "role", "state_changed_at", "created_at"]
     list_filter = ["level", "state", "role"]
     list_select_related = ["refund"]

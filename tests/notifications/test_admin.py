@@ -193,3 +193,18 @@ def test_list_screens_cost_the_same_queries_for_few_and_many_rows(client, refund
 
 
 PINNED = [9, 7, 5, 6, 5, 7]
+
+
+@pytest.mark.parametrize("model", ["notification", "staffmessage", "slabreach"])
+def test_searching_by_a_refund_number_or_text_does_not_break(client, refund, model, admin_user):
+    other = submitted()
+    for r in (refund, other):
+        services.notify_staff(role="support", event="refund_escalated", refund=r, context={"reason": "x"})
+        services.notify_customer(refund=r, event="refund_approved")
+        SlaBreach.objects.create(refund=r, state="submitted", state_changed_at=r.state_changed_at, level="alert", role="support")
+    client.force_login(admin_user)
+    for q in ["+86138", "abc", "needs"]:
+        assert client.get(url(model), {"q": q}).status_code == 200
+    page = client.get(url(model), {"q": refund.number.lower()})
+    rows = page.context["cl"].result_list
+    assert rows and {row.refund_id for row in rows} == {refund.pk}
