@@ -121,3 +121,15 @@ def test_changelist_query_count_does_not_grow_with_rows(client, role_user, scree
     make(490, order)
     five_hundred = _count(client, url())
     assert ten == five_hundred == PINNED[screen], _LAST
+
+
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_facet_counts_can_not_be_switched_on(client, role_user, screen):
+    """`?_facets=1` would COUNT every filter option over the whole table: it stays off."""
+    role, url, make = SCREENS[screen]
+    client.force_login(role_user(role))
+    channel = ChannelFactory(name="qc")
+    make(10, OrderFactory(channel=channel, customer=CustomerFactory(channel=channel)))
+    plain = _count(client, url())
+    sep = "&" if "?" in url() else "?"
+    assert _count(client, url() + f"{sep}_facets=1") == plain

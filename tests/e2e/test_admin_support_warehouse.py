@@ -94,3 +94,16 @@ def test_warehouse_scans_a_return_code_and_records_the_inspection(page, live_ser
     assert "already received" in page.inner_text(".messagelist")
     refund.refresh_from_db()
     assert refund.state == State.READY_FOR_PAYOUT
+
+
+def test_support_switches_the_admin_to_chinese(page, live_server):
+    escalated_request()
+    user = UserFactory(username="li-support", role="support")
+    login(page, live_server, user)
+    page.select_option("#language-switch select", "zh-hans")
+    page.wait_for_selector("text=退款工作台")
+    page.goto(f"{live_server.url}/admin/refunds/refundrequest/")
+    page.wait_for_selector("#result_list")
+    shot(page, "support-6-queue-zh")
+    assert "客服队列（审核中、等待客户）" in page.content()
+    assert "与描述不符" in page.inner_text("#result_list")
