@@ -63,6 +63,9 @@ def build_sql(scope: list[int] | None) -> str:
         else ""
     )
     withdrawn = RefundRequest.State.WITHDRAWN.value
+    # Two intakes of linked customers upsert overlapping rows: taking them in id order means
+    # one waits for the other instead of deadlocking. The full pass runs alone; no sort there.
+    order = " ORDER BY c.id" if scope is not None else ""
     updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
     return f"""
 WITH
@@ -138,7 +141,7 @@ FROM orders_customer c
   LEFT JOIN ac ON ac.customer_id = c.id
   LEFT JOIN ph ON ph.customer_id = c.id
   LEFT JOIN fpn ON fpn.customer_id = c.id
-WHERE 1 = 1{only("c.id")}
+WHERE 1 = 1{only("c.id")}{order}
 ON CONFLICT (customer_id) DO UPDATE SET {updates}
 """  # noqa: S608 - only ints and constants are inlined; values are parameters
 

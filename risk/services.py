@@ -35,6 +35,9 @@ def assess_customer(*, customer, refund=None) -> Assessment:
     settings = RiskSettings.current()
     now = timezone.now()
     profile, reasons = _refresh_linked(customer.pk, settings, now)
+    # This transaction cannot see requests of linked accounts being submitted at the same
+    # moment; a recompute after commit makes the stored profile whole again.
+    customer_changed(customer_id=customer.pk)
     assessment = score_profile(profile, settings, now)
     if refund is not None and reasons:
         notify_staff(
