@@ -235,3 +235,22 @@ def test_the_same_form_posted_twice_creates_one_request(support_client):
     support_client.post(reverse("admin:refunds_refundrequest_create"), data)
     support_client.post(reverse("admin:refunds_refundrequest_create"), data)
     assert RefundRequest.objects.filter(order=order).count() == 1
+
+
+def test_a_failed_inspection_reaches_support_with_the_inspection_attached(client, support_user, warehouse_user):
+    from tests.admin.conftest import awaiting_return_request
+
+    refund = awaiting_return_request()
+    client.force_login(warehouse_user)
+    client.post(reverse("admin:refunds_returnparcel_scan"), {"code": refund.return_parcel.return_code})
+    client.post(
+        reverse("admin:refunds_returnparcel_inspect", args=[refund.pk]),
+        {"grade": "damaged", "disposition": "dispose", "note": "screen cracked"},
+    )
+    client.force_login(support_user)
+    queue = client.get(reverse("admin:refunds_refundrequest_changelist")).content.decode()
+    page = client.get(reverse("admin:refunds_refundrequest_change", args=[refund.pk])).content.decode()
+    assert refund.number in queue and "inspection failed" in queue
+    inspection = page[page.index('id="inspection"') :]
+    assert "Damaged" in inspection and "Dispose" in inspection and "screen cracked" in inspection
+    assert 'id="action-approve"' in page
