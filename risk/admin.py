@@ -43,6 +43,11 @@ class WatchlistEntryForm(forms.ModelForm):
         model = WatchlistEntry
         fields = ["customer", "note", "expires_at"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "note" in self.fields:
+            self.fields["note"].required = True  # by hand always says why
+
 
 @admin.register(WatchlistEntry)
 class WatchlistEntryAdmin(admin.ModelAdmin):

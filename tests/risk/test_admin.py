@@ -166,3 +166,12 @@ def test_report_page_has_the_chart_for_risk_and_is_refused_to_support(client, ri
     assert '<svg id="weekly-chart"' in body and "<rect" in body
     client.force_login(support_user)
     assert client.get(reverse("admin:risk_report")).status_code == 403
+
+
+def test_adding_by_hand_without_a_note_is_refused_with_the_form(client, risk_user):
+    client.force_login(risk_user)
+    response = client.post(
+        reverse("admin:risk_watchlistentry_add"), {"customer": CustomerFactory().pk, "note": "", "expires_at": ""}
+    )
+    assert response.status_code == 200 and "This field is required" in response.content.decode()
+    assert not WatchlistEntry.objects.exists()
