@@ -239,7 +239,8 @@ def refund_submit(
 
 
 def _find_idempotent(channel, key: str, fingerprint: str) -> RefundRequest | None:
-    existing = RefundRequest.objects.filter(channel=channel, idempotency_key=key).first()
+    # Not .first(): its ORDER BY pk can lead the planner away from the unique (channel, key) index.
+    existing = next(iter(RefundRequest.objects.filter(channel=channel, idempotency_key=key)[:1]), None)
     if existing is not None and existing.body_fingerprint != fingerprint:
         raise IdempotencyConflict("This Idempotency-Key was already used with a different body.")
     return existing

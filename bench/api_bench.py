@@ -1,0 +1,215 @@
+"""Throughput and latency of `POST /api/v1/refunds/` behind gunicorn on PostgreSQL, side by
+side (same run, same server) with a bare DRF endpoint that inserts one row.
+
+    python bench/api_bench.py --seconds 20 --clients 16 --workers 4 --port 8110
+
+It (re)creates the database `rd_api_bench`, migrates it, seeds one channel and enough
+delivered orders that every request asks for a unit no other request holds, starts gunicorn
+(sync workers) with `bench.bench_settings`, and runs `--clients` threads, each with its own
+keep-alive connection, first against the bare endpoint, then against the refund endpoint.
+Evaluation is not run inline (Q_SYNC off): it is enqueued to the ORM broker after commit,
+which is part of the measured request, as in production.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DB = "rd_api_bench"
+PG = "postgres://postgres@127.0.0.1:5432"
+
+
+def sh(*args, env=None):
+    subprocess.run(args, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+
+
+def prepare(orders: int, env: dict) -> str:
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {DB}"], check=True)
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {DB}"], check=True)
+    sh(sys.executable, "manage.py", "migrate", "-v0", env=env)
+    seed = f"""
+import secrets
+from datetime import timedelta
+from decimal import Decimal
+from django.db import connection
+from django.utils import timezone
+from orders.models import Channel, Customer, Order, OrderLine, Payment, Shipment
+key = "rd_bench_" + secrets.token_urlsafe(16)
+ch = Channel.objects.create(name="bench", kind="web_store", key_hash=Channel.hash_key(key), key_prefix=key[:8])
+now = timezone.now()
+customers = Customer.objects.bulk_create([Customer(channel=ch, external_id=f"C-{{i}}", phone=f"+86139{{i:08d}}") for i in range({orders})])
+orders = []
+for i, c in enumerate(customers):
+    o = Order(channel=ch, number=f"B-{{i}}", customer=c, placed_at=now - timedelta(days=5), paid_total=Decimal("39.80"),
+              paid_at=now - timedelta(days=5), shipped_at=now - timedelta(days=4), delivered_at=now - timedelta(days=2))
+    o.__dict__["state"] = "delivered"
+    orders.append(o)
+Order.objects.bulk_create(orders, batch_size=2000)
+OrderLine.objects.bulk_create([OrderLine(order=o, sku=s, name=s, quantity=1, unit_price=Decimal("19.90"), line_total=Decimal("19.90")) for o in orders for s in ("SKU-1", "SKU-2")], batch_size=4000)
+Payment.objects.bulk_create([Payment(order=o, method="alipay", reference=f"P-{{o.number}}", amount=Decimal("39.80"), paid_at=o.paid_at) for o in orders], batch_size=4000)
+Shipment.objects.bulk_create([Shipment(order=o, carrier="sf", tracking_number=f"SF-{{o.number}}", shipped_at=o.shipped_at, delivered_at=o.delivered_at, last_status="delivered") for o in orders], batch_size=4000)
+with connection.cursor() as c:
+    c.execute("CREATE TABLE bench_bare (id bigserial PRIMARY KEY, body text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())")
+    c.execute("ANALYZE")
+print(key)
+"""
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", seed], check=True, cwd=ROOT, env=env, capture_output=True, text=True
+    ).stdout
+    return out.strip().splitlines()[-1]
+
+
+def run_phase(port, key, *, path, body_for, seconds, clients, key_prefix="bench"):
+    """`clients` threads post for `seconds`; returns (latencies in ms, status counts)."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+    counter = iter(range(10**9))
+    counter_lock = threading.Lock()
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine, codes = [], {}
+        while time.monotonic() < stop_at:
+            with counter_lock:
+                n = next(counter)
+            payload = json.dumps(body_for(n)).encode()
+            headers = {
+                "Authorization": f"Bearer {key}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": f"{key_prefix}-{n}",
+            }
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", path, body=payload, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                code = resp.status
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                code = 0
+            mine.append((time.perf_counter() - t0) * 1000)
+            codes[code] = codes.get(code, 0) + 1
+        with lock:
+            latencies.extend(mine)
+            for k, v in codes.items():
+                statuses[k] = statuses.get(k, 0) + v
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, statuses, next(counter)
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--port", type=int, default=8110)
+    parser.add_argument("--orders", type=int, default=40000)
+    parser.add_argument("--redis", default="", help="use this Redis URL as the django-q2 broker instead of the ORM")
+    args = parser.parse_args()
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{PG}/{DB}",
+        "DJANGO_SETTINGS_MODULE": "bench.bench_settings",
+        "Q_CLUSTER_NAME": "rd-api-bench",
+        "DEBUG": "0",
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("Q_SYNC", None)
+    env.pop("REDIS_URL", None)
+    if args.redis:
+        env["REDIS_URL"] = args.redis
+    key = prepare(args.orders, env)
+    gunicorn = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "-w",
+            str(args.workers),
+            "-b",
+            f"127.0.0.1:{args.port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(100):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
+                c.request("GET", "/api/schema/")
+                c.getresponse().read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        bare = lambda n: {"n": n, "note": "bare"}  # noqa: E731
+        refund = lambda n: {
+            "order_number": f"B-{n % args.orders}",
+            "kind": "refund_only",
+            "reason": "size_fit",  # noqa: E731
+            "lines": [{"sku": "SKU-1" if n < args.orders else "SKU-2", "quantity": 1}],
+        }
+        # Warm both paths (imports, connections) before measuring.
+        run_phase(args.port, key, path="/bench/bare/", body_for=bare, seconds=2, clients=args.clients)
+        # Warm-up refunds ask for SKU-2 of the last orders, which the measured run never reaches.
+        warm = lambda n: {**refund(args.orders - 1 - n), "lines": [{"sku": "SKU-2", "quantity": 1}]}  # noqa: E731
+        run_phase(args.port, key, path="/api/v1/refunds/", body_for=warm, seconds=1, clients=2, key_prefix="warm")
+        results = {}
+        for name, path, body in (
+            ("bare DRF insert", "/bench/bare/", bare),
+            ("POST /api/v1/refunds/", "/api/v1/refunds/", refund),
+        ):
+            lat, statuses, n = run_phase(args.port, key, path=path, body_for=body, seconds=args.seconds, clients=args.clients)
+            results[name] = {
+                "requests": len(lat),
+                "statuses": statuses,
+                "rps": round(len(lat) / args.seconds, 1),
+                "p50_ms": round(statistics.median(lat), 1),
+                "p95_ms": round(pct(lat, 95), 1),
+                "p99_ms": round(pct(lat, 99), 1),
+            }
+        print(json.dumps(results, indent=2))
+        b, r = results["bare DRF insert"], results["POST /api/v1/refunds/"]
+        with open("/proc/loadavg") as f:
+            load = f.read().split()[:3]
+        broker = "redis" if args.redis else "orm"
+        print(
+            f"broker={broker} workers={args.workers} clients={args.clients} seconds={args.seconds} load average={' '.join(load)}"
+        )
+        print("| endpoint | requests | req/s | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|---|")
+        for name, x in results.items():
+            print(f"| {name} | {x['requests']} | {x['rps']} | {x['p50_ms']} | {x['p95_ms']} | {x['p99_ms']} |")
+        print(f"refunds/bare throughput ratio: {r['rps'] / b['rps']:.2f}; refunds p95 {r['p95_ms']} ms")
+    finally:
+        os.killpg(gunicorn.pid, signal.SIGTERM)
+        gunicorn.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
