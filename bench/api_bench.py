@@ -168,17 +168,27 @@ def main():
                 break
             except OSError:
                 time.sleep(0.2)
-        bare = lambda n: {"n": n, "note": "bare"}  # noqa: E731
-        refund = lambda n: {
-            "order_number": f"B-{n % args.orders}",
-            "kind": "refund_only",
-            "reason": "size_fit",  # noqa: E731
-            "lines": [{"sku": "SKU-1" if n < args.orders else "SKU-2", "quantity": 1}],
-        }
+
+        def bare(n):
+            return {"n": n, "note": "bare"}
+
+        def refund(n):
+            # Each measured request asks for SKU-1 of its own order: no two contend for a unit.
+            sku = "SKU-1" if n < args.orders else "SKU-2"
+            return {
+                "order_number": f"B-{n % args.orders}",
+                "kind": "refund_only",
+                "reason": "size_fit",
+                "lines": [{"sku": sku, "quantity": 1}],
+            }
+
         # Warm both paths (imports, connections) before measuring.
         run_phase(args.port, key, path="/bench/bare/", body_for=bare, seconds=2, clients=args.clients)
+
         # Warm-up refunds ask for SKU-2 of the last orders, which the measured run never reaches.
-        warm = lambda n: {**refund(args.orders - 1 - n), "lines": [{"sku": "SKU-2", "quantity": 1}]}  # noqa: E731
+        def warm(n):
+            return {**refund(args.orders - 1 - n), "lines": [{"sku": "SKU-2", "quantity": 1}]}
+
         run_phase(args.port, key, path="/api/v1/refunds/", body_for=warm, seconds=1, clients=2, key_prefix="warm")
         results = {}
         for name, path, body in (
