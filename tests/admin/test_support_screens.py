@@ -254,3 +254,20 @@ def test_a_failed_inspection_reaches_support_with_the_inspection_attached(client
     inspection = page[page.index('id="inspection"') :]
     assert "Damaged" in inspection and "Dispose" in inspection and "screen cracked" in inspection
     assert 'id="action-approve"' in page
+
+
+def test_evidence_report_lists_risk_signals_in_words(support_client):
+    refund = escalated_request()
+    evidence = {
+        **refund.evidence,
+        "risk": {
+            "score": 72,
+            "level": "high",
+            "signals": [{"code": "burst", "text": "5 refund requests in 24 hours, 9 in 7 days", "points": 30}],
+        },
+    }
+    RefundRequest.objects.filter(pk=refund.pk).update(evidence=evidence)
+    body = support_client.get(reverse("admin:refunds_refundrequest_evidence", args=[refund.pk])).content.decode()
+    assert "5 refund requests in 24 hours, 9 in 7 days (+30)" in body
+    assert "72 high" in body
+    assert "burst" not in body
