@@ -232,14 +232,21 @@ def _upsert_shipments(order: Order, shipments: list[dict]) -> list[Shipment]:
             raise RefundValidationError({"shipments": [f"{data['carrier']} {data['tracking_number']} belongs to another order."]})
         shipped_at, delivered_at = data.get("shipped_at"), data.get("delivered_at")
         if shipment is None:
-            shipment = Shipment.objects.create(
-                order=order,
-                carrier=data["carrier"],
-                tracking_number=data["tracking_number"],
-                shipped_at=shipped_at,
-                delivered_at=delivered_at,
-                last_status=TrackingStatus.DELIVERED if delivered_at else "",
-            )
+            try:
+                # Another order's upsert may claim the same tracking number at the same moment.
+                with transaction.atomic():
+                    shipment = Shipment.objects.create(
+                        order=order,
+                        carrier=data["carrier"],
+                        tracking_number=data["tracking_number"],
+                        shipped_at=shipped_at,
+                        delivered_at=delivered_at,
+                        last_status=TrackingStatus.DELIVERED if delivered_at else "",
+                    )
+            except IntegrityError:
+                raise RefundValidationError(
+                    {"shipments": [f"{data['carrier']} {data['tracking_number']} belongs to another order."]}
+                ) from None
             _match_kept_events(shipment)
         else:
             changed = []

@@ -192,3 +192,12 @@ def test_create_channel_and_carrier_print_the_secret_alone_on_the_last_line(db, 
     call_command("create_carrier", "yto")
     secret = capsys.readouterr().out.strip().splitlines()[-1]
     assert Carrier.objects.get(code="yto").secret == secret and len(secret) == 64
+
+
+def test_a_tracking_number_of_another_order_is_refused(channel):
+    upsert(channel, order_body())
+    before = db_snapshot()
+    with pytest.raises(RefundValidationError) as err:
+        upsert(channel, order_body(customer={"external_id": "C-9"}), number="MKT-2")
+    assert "shipments" in err.value.errors
+    assert db_snapshot() == before
