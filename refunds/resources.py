@@ -178,9 +178,11 @@ def _cell(value):
 
 def iter_rows(resource: resources.Resource, queryset) -> Iterator[list]:
     """Header row, then one row per object, reading the queryset in chunks."""
+    # Resolved once: import-export's export_resource() looks the fields up again per row.
+    export_fields = resource.get_export_fields()
     yield resource.get_export_headers()
     for obj in queryset.iterator(chunk_size=CHUNK_SIZE):
-        yield [_cell(v) for v in resource.export_resource(obj)]
+        yield [_cell(resource.export_field(f, obj)) for f in export_fields]
 
 
 class _Echo:

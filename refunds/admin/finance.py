@@ -48,7 +48,12 @@ MAX_BULK = 20_000
 
 def _for_export(queryset):
     """The changelist's (filtered or selected) rows, with everything an export line reads."""
-    return queryset.select_related(*selectors_finance.PAYOUT_EXPORT_RELATED).order_by("pk")
+    return (
+        queryset.select_related(None)
+        .select_related(*selectors_finance.PAYOUT_EXPORT_RELATED)
+        .only(*selectors_finance.PAYOUT_EXPORT_ONLY)
+        .order_by("pk")
+    )
 
 
 def _require(request, perm: str) -> None:
