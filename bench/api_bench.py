@@ -126,6 +126,7 @@ def main():
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--port", type=int, default=8110)
     parser.add_argument("--orders", type=int, default=40000)
+    parser.add_argument("--conn-max-age", type=int, default=0, help="DB_CONN_MAX_AGE for gunicorn (0: a connection per request)")
     parser.add_argument("--redis", default="", help="use this Redis URL as the django-q2 broker instead of the ORM")
     args = parser.parse_args()
 
@@ -141,6 +142,7 @@ def main():
     env.pop("REDIS_URL", None)
     if args.redis:
         env["REDIS_URL"] = args.redis
+    env["DB_CONN_MAX_AGE"] = str(args.conn_max_age)
     key = prepare(args.orders, env)
     gunicorn = subprocess.Popen(
         [
