@@ -119,3 +119,4 @@ class Command(BaseCommand):
             "",
         ]
         self.stdout.write("\n".join(lines))
+        self.stdout.flush()  # piped into a log (make, CI) stdout is block-buffered

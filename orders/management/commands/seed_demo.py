@@ -122,14 +122,16 @@ PLAIN_REASONS = ["size_fit", "changed_mind", "damaged", "wrong_item", "other", "
 ORDER_STATES = [("pending_payment", 3), ("paid", 6), ("shipped", 10), ("delivered", 46), ("completed", 32), ("cancelled", 3)]
 # Where bulk requests rest. `approved` is never at rest: the service that approves routes the
 # request on (to awaiting_return or ready_for_payout) in the same transaction.
+# Open states are weighed up: most of them are dropped again for orders delivered too long
+# ago (see `_plan`), which leaves roughly the mix a live desk has.
 REFUND_STATES = [
     (RS.SUBMITTED, 1),
-    (RS.UNDER_REVIEW, 12),
-    (RS.AWAITING_CUSTOMER, 5),
-    (RS.AWAITING_RETURN, 8),
-    (RS.RETURN_IN_TRANSIT, 6),
-    (RS.RECEIVED, 4),
-    (RS.READY_FOR_PAYOUT, 10),
+    (RS.UNDER_REVIEW, 40),
+    (RS.AWAITING_CUSTOMER, 16),
+    (RS.AWAITING_RETURN, 22),
+    (RS.RETURN_IN_TRANSIT, 18),
+    (RS.RECEIVED, 14),
+    (RS.READY_FOR_PAYOUT, 30),
     (RS.REFUNDED, 36),
     (RS.REJECTED, 8),
     (RS.WITHDRAWN, 4),
@@ -466,7 +468,7 @@ class Command(BaseCommand):
     # --- refunds --------------------------------------------------------------------------------
 
     def _plan(self, rng, order_state, lines, t) -> RefundPlan | None:
-        if rng.random() > 0.11:
+        if rng.random() > 0.2:
             return None
         since = t.get("delivered") or t["shipped"]
         created = min(since + timedelta(days=rng.uniform(0.2, 20)), self.now - timedelta(minutes=5))
@@ -482,6 +484,11 @@ class Command(BaseCommand):
         elapsed = {RS.CANCELLED: 16, RS.REFUNDED: 5, RS.READY_FOR_PAYOUT: 4, RS.RECEIVED: 4, RS.RETURN_IN_TRANSIT: 2}
         if state != RS.SUBMITTED:
             created = min(created, self.now - timedelta(days=elapsed.get(state, 0), hours=11))
+        # ... and open work is recent: support does not leave a request waiting for months.
+        fresh = {RS.UNDER_REVIEW: 3, RS.AWAITING_CUSTOMER: 4, RS.AWAITING_RETURN: 10, RS.RETURN_IN_TRANSIT: 12}
+        fresh |= {RS.RECEIVED: 6, RS.READY_FOR_PAYOUT: 8}
+        if state in fresh and created < self.now - timedelta(days=fresh[state]):
+            return None
         if created < since:
             return None
         if order_state == "shipped" and state not in (RS.AWAITING_CUSTOMER, RS.RESOLVED, RS.WITHDRAWN, RS.UNDER_REVIEW):
