@@ -153,27 +153,29 @@ def test_every_allowed_transition_is_reachable_through_its_service(source, actio
     assert all(e.actor_kind == "system" for e in new[1:])
 
 
-@pytest.mark.parametrize(
-    ("source", "action"), [p for p in PAIRS if p not in ALLOWED], ids=[f"{s}-{a}" for s, a in PAIRS if (s, a) not in ALLOWED]
-)
+@pytest.mark.parametrize("source", list(BUILDERS))
 def test_every_transition_the_table_does_not_allow_is_refused_and_changes_nothing(
-    source, action, cast, django_capture_on_commit_callbacks
+    source, cast, django_capture_on_commit_callbacks
 ):
+    # One request per source state takes every refused service in turn: since a refusal
+    # changes nothing, each attempt starts from the same state as the first.
     refund_id = BUILDERS[source](cast)
     before = _snapshot(refund_id)
+    refused = [a for a in ACTIONS if (source, a) not in ALLOWED]
+    assert refused
 
-    with django_capture_on_commit_callbacks() as callbacks:
-        if action in IDEMPOTENT_NOOPS:
-            ACTIONS[action](refund_id, cast)
-        else:
-            parcel = hasattr(RefundRequest.objects.get(pk=refund_id), "return_parcel")
-            expected = NotFound if action == "receive" and not parcel else RefundNotAllowed
-            with pytest.raises(expected) as exc:
+    for action in refused:
+        with django_capture_on_commit_callbacks() as callbacks:
+            if action in IDEMPOTENT_NOOPS:
                 ACTIONS[action](refund_id, cast)
-            assert exc.value.message  # a sentence a person can read
-
-    assert _snapshot(refund_id) == before
-    assert callbacks == []  # no task, no notification send queued
+            else:
+                parcel = hasattr(RefundRequest.objects.get(pk=refund_id), "return_parcel")
+                expected = NotFound if action == "receive" and not parcel else RefundNotAllowed
+                with pytest.raises(expected) as exc:
+                    ACTIONS[action](refund_id, cast)
+                assert exc.value.message, action  # a sentence a person can read
+        assert _snapshot(refund_id) == before, action
+        assert callbacks == [], action  # no task, no notification send queued
 
 
 def test_the_table_is_covered_both_ways():
