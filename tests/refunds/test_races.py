@@ -227,3 +227,45 @@ def test_approve_and_void_at_once_one_of_them_wins(queued, finance_actor):
     assert payout.state in (Payout.State.APPROVED, Payout.State.VOIDED)
     assert RefundEvent.objects.filter(payout=payout).count() == 1
     assert not [r for r in results if isinstance(r, RefundError) and not isinstance(r, RefundNotAllowed)]
+
+
+_WORKER = """
+import os, sys, time
+import django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django.setup()
+from refunds import services
+start_at, payout_id = float(sys.argv[1]), int(sys.argv[2])
+time.sleep(max(0.0, start_at - time.time()))
+payout = services.payout_execute(payout_id=payout_id)
+print("won" if payout is not None else "lost")
+"""
+
+
+def test_eight_processes_executing_one_payout_pay_it_once(queued, finance_actor, subprocess_env):
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    payout = _approved_payout(finance_actor)
+    SimulatedGateway.set_mode("ok", delay_ms=50)
+    start_at = time.time() + 6  # every process has imported Django by then
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(start_at), str(payout.pk)],
+            cwd=Path(__file__).resolve().parents[2],
+            env=subprocess_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    outcomes = [p.communicate(timeout=90) for p in procs]
+
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outcomes]
+    assert sorted(out.strip() for out, _ in outcomes) == ["lost"] * 7 + ["won"]
+    payout.refresh_from_db()
+    assert (payout.state, payout.attempts) == (Payout.State.SUCCEEDED, 1)
+    assert _ledger(payout).count() == 1
