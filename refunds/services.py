@@ -73,10 +73,14 @@ def lock_refund(refund_id: int, *, with_lines: bool = False) -> RefundRequest:
     order_id = RefundRequest.objects.filter(pk=refund_id).values_list("order_id", flat=True).first()
     if order_id is None:
         raise NotFound(f"Refund request {refund_id} does not exist.")
-    order = Order.objects.select_for_update().get(pk=order_id)
+    # FOR NO KEY UPDATE, not FOR UPDATE: inserting a row that references a locked one (an
+    # event, a payout) takes a KEY SHARE lock on it, which FOR UPDATE would block. A bulk
+    # approval holding payouts while writing events for their requests then deadlocked with
+    # any service holding one of those requests.
+    order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
     if with_lines:
-        list(OrderLine.objects.select_for_update().filter(order_id=order_id).order_by("pk"))
-    refund = RefundRequest.objects.select_for_update().select_related("customer", "channel").get(pk=refund_id)
+        list(OrderLine.objects.select_for_update(no_key=True).filter(order_id=order_id).order_by("pk"))
+    refund = RefundRequest.objects.select_for_update(no_key=True).select_related("customer", "channel").get(pk=refund_id)
     refund.order = order
     return refund
 
@@ -86,7 +90,7 @@ def lock_payout(payout_id: int) -> Payout:
     if request_id is None:
         raise NotFound(f"Payout {payout_id} does not exist.")
     refund = lock_refund(request_id, with_lines=True)
-    payout = Payout.objects.select_for_update().get(pk=payout_id)
+    payout = Payout.objects.select_for_update(no_key=True).get(pk=payout_id)
     payout.request = refund
     return payout
 
@@ -209,7 +213,7 @@ def refund_submit(
     try:
         with transaction.atomic():
             order = (
-                Order.objects.select_for_update().filter(channel=order_channel or channel, number=order_number).first()
+                Order.objects.select_for_update(no_key=True).filter(channel=order_channel or channel, number=order_number).first()
             )
             if order is None:
                 raise NotFound(f"Order {order_number} does not exist.")
@@ -249,7 +253,7 @@ def _find_idempotent(channel, key: str, fingerprint: str) -> RefundRequest | Non
 def _create_request(
     *, actor, channel, order, idempotency_key, kind, reason, lines, refund_method, customer_note, body_fingerprint
 ):
-    order_lines = {line.sku: line for line in OrderLine.objects.select_for_update().filter(order=order).order_by("pk")}
+    order_lines = {line.sku: line for line in OrderLine.objects.select_for_update(no_key=True).filter(order=order).order_by("pk")}
     wanted = _resolve_lines(order_lines, lines)
     now = timezone.now()
     taken: list[tuple[OrderLine, int, Decimal]] = []
@@ -802,7 +806,7 @@ def payout_approve_bulk(*, payout_ids: list[int], actor: Actor, note: str = "") 
     ids = sorted(set(int(i) for i in payout_ids))
     with transaction.atomic():
         rows = list(
-            Payout.objects.select_for_update(of=("self",))
+            Payout.objects.select_for_update(of=("self",), no_key=True)
             .filter(pk__in=ids)
             .order_by("pk")
             .values(

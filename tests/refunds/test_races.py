@@ -269,3 +269,39 @@ def test_eight_processes_executing_one_payout_pay_it_once(queued, finance_actor,
     payout.refresh_from_db()
     assert (payout.state, payout.attempts) == (Payout.State.SUCCEEDED, 1)
     assert _ledger(payout).count() == 1
+
+
+def test_a_bulk_approval_and_a_service_holding_the_request_do_not_deadlock(queued, finance_actor):
+    """A service locks order → request → payout; a bulk approval locks the payouts and then
+    writes events that reference their requests. With plain FOR UPDATE the event insert waits
+    for the request's lock while holding the payout's: a deadlock. Row locks that leave the
+    key alone (FOR NO KEY UPDATE) let the insert through."""
+    import time
+
+    from django.db import transaction
+
+    order = OrderFactory(lines=[("SKU-1", 1, "15.00")])
+    refund, _ = services.refund_submit(
+        actor=Actor.for_channel(order.channel),
+        channel=order.channel,
+        idempotency_key="deadlock",
+        order_number=order.number,
+        kind="refund_only",
+        reason="size_fit",
+    )
+    services.refund_evaluate(refund_id=refund.pk)
+    payout = Payout.objects.get(request=refund)
+
+    def service_holding_the_request(i):
+        if i == 0:
+            with transaction.atomic():
+                services.lock_refund(refund.pk, with_lines=True)
+                time.sleep(1.0)  # the bulk approval runs meanwhile
+                return services.lock_payout(payout.pk).state
+        time.sleep(0.2)
+        return services.payout_approve_bulk(payout_ids=[payout.pk], actor=finance_actor).approved
+
+    results = run_together(2, service_holding_the_request)
+
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert results == [Payout.State.APPROVED, [payout.pk]]
