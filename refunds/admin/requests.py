@@ -493,5 +493,6 @@ def evidence_for_display(evidence: dict, user) -> dict:
     for a in ev.get("address_changes") or []:
         a["at"] = _dt(a.get("at"))
     ev["captured_at"] = _dt(ev.get("captured_at"))
+    ev["customer_since"] = _dt((ev.get("customer") or {}).get("since"))
     ev["full_pii"] = pii_level(user) == FULL
     return ev

@@ -159,6 +159,7 @@ def test_evidence_report_is_readable_and_masks_payment_for_support(support_clien
     assert response.status_code == 200
     assert "Rule trace" in body and "Order timeline" in body and "Shipments and tracking" in body
     assert "It is torn" in body
+    assert "What was asked" in body and refund.customer.external_id in body and "Not as described" in body
     assert order.number in body
     assert "dispute" in body  # the rule's sentence, not a JSON blob
     assert f"PAY-{order.number}" not in body
