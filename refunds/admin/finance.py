@@ -189,7 +189,7 @@ class PayoutAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("request"))
     def request_no(self, obj):
-        return RefundRequest.number.fget(obj.request) if obj.request_id else ""
+        return obj.request.number
 
     @admin.display(description=gettext_lazy("customer"))
     def customer(self, obj):

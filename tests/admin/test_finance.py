@@ -109,6 +109,15 @@ def test_the_failed_view_shows_the_gateway_error_and_a_retry_button(fin):
     assert reverse("admin:refunds_payout_retry", args=[failed.pk]) in html
 
 
+def test_search_finds_a_payout_by_its_number_its_request_or_its_order(fin):
+    a, b = bulk_payouts(2, requests=2)
+
+    for term in (str(a), a.request.number, a.request.order.number, str(a.pk)):
+        response = fin.get(CHANGELIST, {"q": term})
+        assert [p.pk for p in response.context["cl"].result_list] == [a.pk], term
+    assert list(fin.get(CHANGELIST, {"q": "PO-999999"}).context["cl"].result_list) == []
+
+
 # --- bulk approval -----------------------------------------------------------------------
 
 
