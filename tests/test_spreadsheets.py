@@ -111,6 +111,14 @@ def test_request_export_filters_by_state(fin):
     assert Decimal(rows[1][7]) == ready.amount_requested
 
 
+def test_request_export_is_offered_on_the_reconciliation_page_and_checks_its_filter(fin):
+    page = fin.get(reverse("admin:refunds_payout_reconciliation")).content.decode()
+    assert 'id="request-export-form"' in page and reverse("admin:refunds_payout_export_requests", args=["xlsx"]) in page
+
+    bad = fin.get(reverse("admin:refunds_payout_export_requests", args=["csv"]), {"created_from": "not a date"})
+    assert bad.status_code == 400 and "Please correct the filter" in bad.content.decode()
+
+
 def test_export_escapes_cells_a_spreadsheet_would_run_as_formulas(fin):
     (p,) = payouts(["3.00"])
     Customer.objects.filter(pk=p.request.customer_id).update(name='=HYPERLINK("http://evil","x")')

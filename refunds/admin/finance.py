@@ -452,6 +452,7 @@ class PayoutAdmin(admin.ModelAdmin):
                 "totals": sorted(totals.items()),
                 "can_export": request.user.has_perm(PERM_EXPORT),
                 "query": request.GET.urlencode(),
+                "request_export_form": RequestExportForm(),
             },
         )
 
@@ -542,10 +543,12 @@ def _staged_remove(user_id: int, token: str, fmt: str) -> None:
 
 
 class RequestExportForm(forms.Form):
-    state = forms.ChoiceField(choices=[("", "—"), *RefundRequest.State.choices], required=False)
-    channel = forms.CharField(required=False)
-    created_from = forms.DateField(required=False)
-    created_to = forms.DateField(required=False)
+    state = forms.ChoiceField(label=gettext_lazy("state"), choices=[("", "—"), *RefundRequest.State.choices], required=False)
+    channel = forms.CharField(label=gettext_lazy("channel name"), required=False)
+    created_from = forms.DateField(
+        label=gettext_lazy("created from"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    created_to = forms.DateField(label=gettext_lazy("created to"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
 
 def _reconciliation_file(rows, fmt, start, end):
