@@ -131,7 +131,11 @@ def qcluster(transactional_db, subprocess_env, monkeypatch, tmp_path):
     log = open(tmp_path / "qcluster.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],
-        cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     proc.log_path = tmp_path / "qcluster.log"
     time.sleep(1.5)  # the cluster forks its workers before it polls the broker

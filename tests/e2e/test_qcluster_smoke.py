@@ -12,10 +12,12 @@ pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 def test_a_real_cluster_evaluates_a_submitted_request(qcluster):
     order = OrderFactory(lines=[("SKU-1", 1, "15.00")])
     refund, _ = services.refund_submit(
-        actor=Actor.for_channel(order.channel), channel=order.channel, idempotency_key="e2e-1",
-        order_number=order.number, kind="refund_only", reason="size_fit",
+        actor=Actor.for_channel(order.channel),
+        channel=order.channel,
+        idempotency_key="e2e-1",
+        order_number=order.number,
+        kind="refund_only",
+        reason="size_fit",
     )
-    state = wait_for(
-        lambda: RefundRequest.objects.filter(pk=refund.pk, state="ready_for_payout").exists(), timeout=10
-    )
+    state = wait_for(lambda: RefundRequest.objects.filter(pk=refund.pk, state="ready_for_payout").exists(), timeout=10)
     assert state, qcluster.log_path.read_text()
