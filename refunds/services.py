@@ -186,8 +186,9 @@ def refund_submit(
     The same key with the same body returns the first request; with another body it raises
     IdempotencyConflict. What the request asks for is held on the order's lines at once, so
     two requests can never claim the same unit (held by row locks and check constraints).
-    Evaluation runs in a task after commit. `order_channel` (staff only) is where the order
-    was placed when the request arrives on another channel (support creating it on support_chat).
+    Evaluation runs in a task after commit, which first captures the evidence and the risk
+    score. `order_channel` (staff only) is where the order was placed when the request arrives
+    on another channel (support creating it on support_chat).
     """
     if actor.is_channel:
         _require(actor, channel_ok=True)
@@ -207,20 +208,19 @@ def refund_submit(
     if errors:
         raise RefundValidationError(errors)
 
-    existing = _find_idempotent(channel, idempotency_key, body_fingerprint)
-    if existing:
-        return existing, False
     try:
         with transaction.atomic():
             order = (
                 Order.objects.select_for_update(no_key=True).filter(channel=order_channel or channel, number=order_number).first()
             )
-            if order is None:
-                raise NotFound(f"Order {order_number} does not exist.")
-            # Another request with this key may have committed while we waited for the lock.
+            # The key is looked up only under the order's lock: a concurrent POST with the same
+            # key waits there and then finds the first one's request. A look-up before the lock
+            # would only spare replays the wait, at one more query for every new request.
             existing = _find_idempotent(channel, idempotency_key, body_fingerprint)
             if existing:
                 return existing, False
+            if order is None:
+                raise NotFound(f"Order {order_number} does not exist.")
             refund = _create_request(
                 actor=actor,
                 channel=channel,
@@ -297,19 +297,25 @@ def _create_request(
         state_changed_at=now,
         created_at=now,
     )
-    RefundLine.objects.bulk_create(
+    refund_lines = RefundLine.objects.bulk_create(
         [RefundLine(request=refund, order_line=line, quantity=qty, amount=a) for line, qty, a in taken]
     )
-    assessment = risk.assess_customer(customer=refund.customer, refund=refund)
-    refund.risk_score, refund.risk_level, refund.risk_signals = assessment.score, assessment.level, assessment.signals
-    from refunds.evidence import capture_evidence
-
-    refund.evidence = capture_evidence(refund)
-    refund.save(update_fields=["risk_score", "risk_level", "risk_signals", "evidence"])
-    record_event(refund, actor=actor, action="submit", from_state="", note=customer_note)
-    notify_customer(refund=refund, event="request_received")
+    event = record_event(refund, actor=actor, action="submit", from_state="", note=customer_note)
+    # Intake is only the locked write. The evidence, the risk score and the customer's receipt
+    # are the first thing the evaluation task does (`_capture_intake_facts`), still before any
+    # decision; one task is one broker write per request.
     enqueue_on_commit("refunds.tasks.refund_evaluate_task", refund.pk)
+    # The caller answers from what was just written instead of reading it back.
+    _set_loaded(refund, "lines", refund_lines)
+    _set_loaded(refund, "events", [event])
     return refund
+
+
+def _set_loaded(instance, relation: str, objects: list) -> None:
+    """Mark a reverse relation as loaded with `objects`, as `prefetch_related` would."""
+    qs = getattr(instance, relation).all()
+    qs._result_cache, qs._prefetch_done = list(objects), True
+    instance.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = qs
 
 
 def _resolve_lines(order_lines: dict[str, OrderLine], lines: list[LineRequest] | None):
@@ -352,12 +358,18 @@ def _line_amount(line: OrderLine, qty: int) -> Decimal:
 
 
 def refund_evaluate(*, refund_id: int, actor: Actor = SYSTEM) -> RefundRequest:
-    """Decide a submitted request by the channel's policy. A no-op unless still `submitted`."""
+    """Decide a submitted request by the channel's policy. A no-op unless still `submitted`.
+
+    First captures what intake leaves to this task (evidence, risk score, the customer's
+    receipt), under the same locks, so every decision sees them.
+    """
     _require(actor, system_ok=True)
     with transaction.atomic():
         refund = lock_refund(refund_id, with_lines=True)
         if refund.state != State.SUBMITTED:
             return refund
+        if not refund.evidence:
+            _capture_intake_facts(refund)
         watchlisted = risk.is_watchlisted(customer=refund.customer)
         facts = rules.gather_facts(refund, risk_score=refund.risk_score or 0, watchlisted=watchlisted)
         decision = rules.evaluate(facts, rules.policy_for(refund.channel))
@@ -409,6 +421,23 @@ def refund_evaluate(*, refund_id: int, actor: Actor = SYSTEM) -> RefundRequest:
             notify_customer(refund=refund, event="refund_approved")
             _route_approved(refund, actor=actor)
     return refund
+
+
+def _capture_intake_facts(refund: RefundRequest) -> None:
+    """The evidence snapshot and risk assessment of a just-submitted request, and its receipt.
+
+    Moved out of the request's transaction to keep `POST /api/v1/refunds/` a thin write; it
+    runs milliseconds later, before evaluation, and the sweeper of requests left in
+    `submitted` re-drives it when the task is lost. `assess_customer` queues the profile
+    recompute itself.
+    """
+    from refunds.evidence import capture_evidence
+
+    assessment = risk.assess_customer(customer=refund.customer, refund=refund)
+    refund.risk_score, refund.risk_level, refund.risk_signals = assessment.score, assessment.level, assessment.signals
+    refund.evidence = capture_evidence(refund)
+    refund.save(update_fields=["risk_score", "risk_level", "risk_signals", "evidence"])
+    notify_customer(refund=refund, event="request_received")
 
 
 def _route_approved(refund: RefundRequest, *, actor: Actor) -> None:

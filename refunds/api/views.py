@@ -123,10 +123,12 @@ class RefundListView(ChannelAPIMixin, APIView):
             customer_note=data["customer_note"],
             body_fingerprint=body_fingerprint(request.data),
         )
-        # Re-read: when evaluation ran within this request (sync queue), answer the decided state.
-        response = _detail(request, refund.pk)
-        response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        return response
+        if not created:
+            return _detail(request, refund.pk)
+        # A new request is answered from the objects the service just wrote (lines and the
+        # submit event come loaded), not read back: it is `submitted` until the task decides.
+        refund.public_events = [event for event in refund.events.all() if event.public]
+        return Response(RefundDetailSerializer(refund, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
 class RefundDetailView(ChannelAPIMixin, APIView):

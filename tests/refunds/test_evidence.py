@@ -1,13 +1,14 @@
 """The evidence report: what it holds, that it is a snapshot, and that it costs a fixed
 number of queries however long the order's story is."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from notifications.models import Notification
 from orders.actors import Actor
 from orders.models import AddressChange, CustomerMessage, OrderEvent, TrackingEvent
 from refunds import services
@@ -18,17 +19,25 @@ from tests.factories import AddressFactory, ChannelFactory, CustomerFactory, Ord
 pytestmark = pytest.mark.django_db
 
 
-def _submit(order, key="k", **kw):
-    refund, _ = services.refund_submit(
-        actor=Actor.for_channel(order.channel),
-        channel=order.channel,
-        idempotency_key=key,
-        order_number=order.number,
-        kind=kw.get("kind", "return_and_refund"),
-        reason=kw.get("reason", "not_received"),
-        customer_note="never arrived",
-    )
-    return RefundRequest.objects.get(pk=refund.pk)
+@pytest.fixture
+def submit(django_capture_on_commit_callbacks):
+    """Submit as the API does; the evidence is captured by the task queued after commit (run
+    inline here), before it evaluates."""
+
+    def _submit(order, key="k", **kw):
+        with django_capture_on_commit_callbacks(execute=True):
+            refund, _ = services.refund_submit(
+                actor=Actor.for_channel(order.channel),
+                channel=order.channel,
+                idempotency_key=key,
+                order_number=order.number,
+                kind=kw.get("kind", "return_and_refund"),
+                reason=kw.get("reason", "not_received"),
+                customer_note="never arrived",
+            )
+        return RefundRequest.objects.get(pk=refund.pk)
+
+    return _submit
 
 
 def _story(order, n):
@@ -49,13 +58,13 @@ def _story(order, n):
         AddressChange.objects.create(order=order, customer=order.customer, new_address=AddressFactory(customer=order.customer))
 
 
-def test_the_report_holds_what_support_needs():
+def test_the_report_holds_what_support_needs(submit):
     order = OrderFactory(lines=[("SKU-1", 2, "29.95")])
     _story(order, 2)
     # The same phone on another channel: those messages are part of the conversation too.
     elsewhere = CustomerFactory(channel=ChannelFactory(name="market"), phone=order.customer.phone)
     CustomerMessage.objects.create(customer=elsewhere, channel=elsewhere.channel, direction="in", body="from the marketplace")
-    ev = _submit(order).evidence
+    ev = submit(order).evidence
 
     assert set(ev) >= {
         "captured_at",
@@ -83,9 +92,34 @@ def test_the_report_holds_what_support_needs():
     assert ev["request"] == {"reason": "not_received", "kind": "return_and_refund", "amount": "59.90", "note": "never arrived"}
 
 
-def test_the_report_is_a_snapshot():
+def test_intake_leaves_the_report_to_its_task_which_captures_it_before_deciding(django_capture_on_commit_callbacks):
     order = OrderFactory(lines=[("SKU-1", 2, "29.95")])
-    refund = _submit(order)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        refund, _ = services.refund_submit(
+            actor=Actor.for_channel(order.channel),
+            channel=order.channel,
+            idempotency_key="k",
+            order_number=order.number,
+            kind="return_and_refund",
+            reason="not_received",
+        )
+    refund.refresh_from_db()
+    assert (refund.evidence, refund.risk_score, refund.risk_level) == ({}, None, "")
+    assert not Notification.objects.filter(event="request_received").exists()
+    assert len(callbacks) == 1, "one task per submit"
+
+    for cb in callbacks:
+        cb()
+    refund.refresh_from_db()
+    assert refund.state != "submitted" and refund.risk_score is not None
+    assert datetime.fromisoformat(refund.evidence["captured_at"]) <= refund.evaluated_at
+    assert refund.evidence["risk"] == {"score": refund.risk_score, "level": refund.risk_level, "signals": refund.risk_signals}
+    assert Notification.objects.filter(refund=refund, event="request_received").exists()
+
+
+def test_the_report_is_a_snapshot(submit):
+    order = OrderFactory(lines=[("SKU-1", 2, "29.95")])
+    refund = submit(order)
     before = refund.evidence
     CustomerMessage.objects.create(customer=order.customer, order=order, channel=order.channel, direction="in", body="later")
     TrackingEvent.objects.create(
@@ -96,12 +130,12 @@ def test_the_report_is_a_snapshot():
     assert "later" not in [m["body"] for m in refund.evidence["messages"]]
 
 
-def test_capture_costs_the_same_for_a_short_and_a_long_story():
+def test_capture_costs_the_same_for_a_short_and_a_long_story(submit):
     counts = []
     for i, n in enumerate((1, 30)):
         order = OrderFactory(lines=[(f"SKU-{j}", 1, "5.00") for j in range(n)])
         _story(order, n)
-        refund = _submit(order, key=f"k{i}")
+        refund = submit(order, key=f"k{i}")
         refund = RefundRequest.objects.select_related("order", "customer", "channel").get(pk=refund.pk)
         with CaptureQueriesContext(connection) as ctx:
             capture_evidence(refund)
