@@ -29,6 +29,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """PBKDF2 costs ~0.3 s a user; tests make hundreds of users and don't test hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _sync_q2(settings, monkeypatch):
     """Run django-q2 tasks inline in unit tests; end-to-end tests start a real cluster instead."""
     from django_q.conf import Conf

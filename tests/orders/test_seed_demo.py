@@ -18,11 +18,6 @@ D = Decimal
 OPEN = {"submitted", "under_review", "awaiting_customer", "awaiting_return", "return_in_transit", "received", "ready_for_payout"}
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def seed(**kwargs) -> str:
     out = StringIO()
     call_command("seed_demo", stdout=out, stderr=StringIO(), verbosity=0, **kwargs)

@@ -23,12 +23,6 @@ pytestmark = pytest.mark.django_db
 S = RefundRequest.State
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    # PBKDF2 costs ~0.3 s per user on the CI box; these tests create three users each.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def cast(support, warehouse, finance):
     return Cast(support=support, warehouse=warehouse, finance=finance)

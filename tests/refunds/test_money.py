@@ -21,11 +21,6 @@ pytestmark = pytest.mark.django_db
 D = Decimal
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _violates(qs, **update):
     with pytest.raises(IntegrityError), transaction.atomic():
         qs.update(**update)

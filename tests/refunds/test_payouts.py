@@ -21,11 +21,6 @@ P = Payout.State
 D = Decimal
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _pending(amount="15.00", method="original_payment") -> Payout:
     order = OrderFactory(lines=[("SKU-1", 1, amount)])
     refund_id = journeys.evaluated(order, kind="refund_only", method=method)
