@@ -24,11 +24,14 @@ demo: setup
 	$(BIN)/python manage.py seed_demo --if-empty
 	$(BIN)/python manage.py run_demo --host $(HOST) --port $(PORT)
 
-# The admin's browser tests drive Debian's Chromium (Playwright's own download is not used).
+# The admin's browser tests drive Debian's Chromium (Playwright's own download is not used);
+# the CJK font lets the Chinese admin's screenshots show characters instead of boxes.
+BROWSER_PKGS := chromium fonts-noto-cjk
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "Install Debian's chromium first: sudo apt-get install chromium"; exit 1; fi; }
+	@if ! command -v chromium >/dev/null 2>&1 || ! [ -d /usr/share/fonts/opentype/noto ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PKGS) >/dev/null; \
+	  else echo "Install Debian's packages first: sudo apt-get install $(BROWSER_PKGS)"; exit 1; fi; \
+	fi
 
 ## make test: lint, format check and the whole test suite (PostgreSQL when DATABASE_URL points there).
 test: setup browser
