@@ -28,10 +28,10 @@ class Channel(models.Model):
     name = models.CharField(_("name"), max_length=100, unique=True)
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     # Only a SHA-256 of the key is stored; the key itself is printed once at creation.
-    key_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    key_hash = models.CharField(_("key hash"), max_length=64, unique=True, null=True, blank=True, editable=False)
     key_prefix = models.CharField(_("key prefix"), max_length=12, blank=True, editable=False)
     is_active = models.BooleanField(_("active"), default=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("channel")
@@ -50,8 +50,8 @@ class Carrier(models.Model):
     name = models.CharField(_("name"), max_length=100, blank=True)
     # HMAC secret for the tracking webhook. It must be readable to verify signatures, so it
     # is stored as is; it is shown once at creation and never in the admin.
-    secret = models.CharField(max_length=128, editable=False)
-    created_at = models.DateTimeField(default=timezone.now)
+    secret = models.CharField(_("secret"), max_length=128, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("carrier")
@@ -62,14 +62,14 @@ class Carrier(models.Model):
 
 
 class Customer(models.Model):
-    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="customers")
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="customers", verbose_name=_("channel"))
     external_id = models.CharField(_("external id"), max_length=64)
     name = models.CharField(_("name"), max_length=200, blank=True)
     phone = models.CharField(_("phone"), max_length=32, blank=True, db_index=True)
     email = models.EmailField(_("email"), blank=True)
     language = models.CharField(_("language"), max_length=10, default="zh-hans")
     sms_opt_out = models.BooleanField(_("SMS opt-out"), default=False)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("customer")
@@ -81,7 +81,7 @@ class Customer(models.Model):
 
 
 class Address(models.Model):
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="addresses")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="addresses", verbose_name=_("customer"))
     name = models.CharField(_("name"), max_length=200, blank=True)
     phone = models.CharField(_("phone"), max_length=32, blank=True)
     line1 = models.CharField(_("address"), max_length=300)
@@ -89,8 +89,8 @@ class Address(models.Model):
     postcode = models.CharField(_("postcode"), max_length=20, blank=True)
     country = models.CharField(_("country"), max_length=2, default="CN")
     # Normalised hash of the address, to find the same address behind several accounts.
-    fingerprint = models.CharField(max_length=64, db_index=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    fingerprint = models.CharField(_("fingerprint"), max_length=64, db_index=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("address")
@@ -119,26 +119,28 @@ class Order(FSMModelMixin, models.Model):
         PARTIAL = "partial", _("Partial")
         FULL = "full", _("Full")
 
-    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="orders")
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="orders", verbose_name=_("channel"))
     number = models.CharField(_("order number"), max_length=64)
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders", verbose_name=_("customer"))
     currency = models.CharField(_("currency"), max_length=3, default="CNY")
     placed_at = models.DateTimeField(_("placed at"))
     state = FSMField(_("state"), default=State.PENDING_PAYMENT, choices=State.choices, protected=True)
-    shipping_address = models.ForeignKey(Address, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    shipping_address = models.ForeignKey(
+        Address, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("shipping address")
+    )
     shipping_fee = models.DecimalField(_("shipping fee"), default=ZERO, **MONEY)
     paid_total = models.DecimalField(_("paid total"), default=ZERO, **MONEY)
     # Sum of succeeded payouts; moved only by refunds.services under a row lock.
     refunded_total = models.DecimalField(_("refunded total"), default=ZERO, **MONEY)
     # What open refund requests hold: counts as taken so two requests can't both claim it.
     held_total = models.DecimalField(_("held by open requests"), default=ZERO, **MONEY)
-    paid_at = models.DateTimeField(null=True, blank=True)
-    shipped_at = models.DateTimeField(null=True, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
-    cancelled_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    shipped_at = models.DateTimeField(_("shipped at"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("order")
@@ -195,16 +197,16 @@ class Order(FSMModelMixin, models.Model):
 
 
 class OrderLine(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines", verbose_name=_("order"))
     sku = models.CharField(_("SKU"), max_length=64)
     name = models.CharField(_("name"), max_length=200, blank=True)
     quantity = models.PositiveIntegerField(_("quantity"))
     unit_price = models.DecimalField(_("unit price"), **MONEY)
     line_total = models.DecimalField(_("line total"), **MONEY)
-    refunded_quantity = models.PositiveIntegerField(default=0)
-    refunded_amount = models.DecimalField(default=ZERO, **MONEY)
-    held_quantity = models.PositiveIntegerField(default=0)
-    held_amount = models.DecimalField(default=ZERO, **MONEY)
+    refunded_quantity = models.PositiveIntegerField(_("refunded quantity"), default=0)
+    refunded_amount = models.DecimalField(_("refunded amount"), default=ZERO, **MONEY)
+    held_quantity = models.PositiveIntegerField(_("held quantity"), default=0)
+    held_amount = models.DecimalField(_("held amount"), default=ZERO, **MONEY)
 
     class Meta:
         verbose_name = _("order line")
@@ -237,12 +239,12 @@ class OrderLine(models.Model):
 class OrderEvent(models.Model):
     """The order's state history (append-only)."""
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
-    from_state = models.CharField(max_length=20, blank=True)
-    to_state = models.CharField(max_length=20)
-    actor = models.CharField(max_length=100)
-    note = models.TextField(blank=True)
-    at = models.DateTimeField(default=timezone.now)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events", verbose_name=_("order"))
+    from_state = models.CharField(_("from state"), max_length=20, blank=True)
+    to_state = models.CharField(_("to state"), max_length=20)
+    actor = models.CharField(_("actor"), max_length=100)
+    note = models.TextField(_("note"), blank=True)
+    at = models.DateTimeField(_("at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("order event")
@@ -255,11 +257,11 @@ class OrderEvent(models.Model):
 class AddressChange(models.Model):
     """Every change of an order's shipping address (a risk signal)."""
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="address_changes")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="address_changes")
-    old_address = models.ForeignKey(Address, on_delete=models.PROTECT, null=True, related_name="+")
-    new_address = models.ForeignKey(Address, on_delete=models.PROTECT, related_name="+")
-    changed_at = models.DateTimeField(default=timezone.now)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="address_changes", verbose_name=_("order"))
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="address_changes", verbose_name=_("customer"))
+    old_address = models.ForeignKey(Address, on_delete=models.PROTECT, null=True, related_name="+", verbose_name=_("old address"))
+    new_address = models.ForeignKey(Address, on_delete=models.PROTECT, related_name="+", verbose_name=_("new address"))
+    changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("address change")
@@ -271,7 +273,7 @@ class AddressChange(models.Model):
 
 
 class Payment(models.Model):
-    order = models.OneToOneField(Order, on_delete=models.CASCADE, related_name="payment")
+    order = models.OneToOneField(Order, on_delete=models.CASCADE, related_name="payment", verbose_name=_("order"))
     method = models.CharField(_("method"), max_length=30)
     reference = models.CharField(_("reference"), max_length=100)
     amount = models.DecimalField(_("amount"), **MONEY)
@@ -295,12 +297,12 @@ class TrackingStatus(models.TextChoices):
 
 
 class Shipment(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="shipments")
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="shipments", verbose_name=_("order"))
     carrier = models.CharField(_("carrier"), max_length=30)
     tracking_number = models.CharField(_("tracking number"), max_length=64)
     shipped_at = models.DateTimeField(_("shipped at"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
-    last_status = models.CharField(max_length=20, choices=TrackingStatus.choices, blank=True)
+    last_status = models.CharField(_("last status"), max_length=20, choices=TrackingStatus.choices, blank=True)
     expedited_at = models.DateTimeField(_("expedited at"), null=True, blank=True)
 
     class Meta:
@@ -316,16 +318,23 @@ class TrackingEvent(models.Model):
     """A carrier's scan. Kept even when the tracking number is not known yet, and matched
     to a shipment or return parcel once it appears."""
 
-    carrier = models.CharField(max_length=30)
-    tracking_number = models.CharField(max_length=64)
-    status = models.CharField(max_length=20, choices=TrackingStatus.choices)
-    occurred_at = models.DateTimeField()
-    location = models.CharField(max_length=200, blank=True)
-    shipment = models.ForeignKey(Shipment, on_delete=models.CASCADE, null=True, blank=True, related_name="tracking_events")
-    return_parcel = models.ForeignKey(
-        "refunds.ReturnParcel", on_delete=models.CASCADE, null=True, blank=True, related_name="tracking_events"
+    carrier = models.CharField(_("carrier"), max_length=30)
+    tracking_number = models.CharField(_("tracking number"), max_length=64)
+    status = models.CharField(_("status"), max_length=20, choices=TrackingStatus.choices)
+    occurred_at = models.DateTimeField(_("occurred at"))
+    location = models.CharField(_("location"), max_length=200, blank=True)
+    shipment = models.ForeignKey(
+        Shipment, on_delete=models.CASCADE, null=True, blank=True, related_name="tracking_events", verbose_name=_("shipment")
     )
-    received_at = models.DateTimeField(default=timezone.now)
+    return_parcel = models.ForeignKey(
+        "refunds.ReturnParcel",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="tracking_events",
+        verbose_name=_("return parcel"),
+    )
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("tracking event")
@@ -345,9 +354,11 @@ class CustomerMessage(models.Model):
         IN = "in", _("From customer")
         OUT = "out", _("To customer")
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="messages")
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, null=True, blank=True, related_name="messages")
-    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="messages", verbose_name=_("customer"))
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, null=True, blank=True, related_name="messages", verbose_name=_("order")
+    )
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+", verbose_name=_("channel"))
     direction = models.CharField(_("direction"), max_length=3, choices=Direction.choices)
     body = models.TextField(_("message"))
     sent_at = models.DateTimeField(_("sent at"), default=timezone.now)

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
 from import_export import fields, resources
 from import_export.formats import base_formats
 from import_export.instance_loaders import BaseInstanceLoader
@@ -52,41 +53,46 @@ class ImportFileError(Exception):
 def read_dataset(content: bytes, fmt: str):
     """The upload as a tablib Dataset with normalised headers, or ImportFileError."""
     if fmt not in FORMATS:
-        raise ImportFileError(f"Unsupported format '{fmt}': use .xlsx or .csv.")
+        raise ImportFileError(_("Unsupported format '%(fmt)s': use .xlsx or .csv.") % {"fmt": fmt})
     if fmt == "csv":
         try:
             text = content.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise ImportFileError("This CSV file is not UTF-8 text.")
+            raise ImportFileError(_("This CSV file is not UTF-8 text."))
         if not text.strip():
-            raise ImportFileError("The file is empty.")
+            raise ImportFileError(_("The file is empty."))
         try:
             dataset = FORMATS["csv"]().create_dataset(text)
         except Exception:
-            raise ImportFileError("This file can't be read as CSV.")
+            raise ImportFileError(_("This file can't be read as CSV."))
     else:
         try:
             dataset = FORMATS["xlsx"]().create_dataset(content)
         except Exception:
             # openpyxl raises zipfile, KeyError or XML errors for a file that merely ends in .xlsx
-            raise ImportFileError("This file is not a valid .xlsx workbook.")
+            raise ImportFileError(_("This file is not a valid .xlsx workbook."))
     headers = [str(h or "").strip().lower() for h in (dataset.headers or [])]
     missing = [c for c in COLUMNS if c not in headers]
     unknown = [h for h in headers if h and h not in COLUMNS]
     if missing or unknown:
         parts = []
         if missing:
-            parts.append("missing columns: " + ", ".join(missing))
+            parts.append(_("missing columns: %(columns)s") % {"columns": ", ".join(missing)})
         if unknown:
-            parts.append("unknown columns: " + ", ".join(unknown))
-        raise ImportFileError("Wrong columns (" + "; ".join(parts) + "). Expected: " + ", ".join(COLUMNS) + ".")
+            parts.append(_("unknown columns: %(columns)s") % {"columns": ", ".join(unknown)})
+        raise ImportFileError(
+            _("Wrong columns (%(problems)s). Expected: %(expected)s.")
+            % {"problems": "; ".join(parts), "expected": ", ".join(COLUMNS)}
+        )
     if len(headers) != len(set(headers)):
-        raise ImportFileError("A column appears twice.")
+        raise ImportFileError(_("A column appears twice."))
     dataset.headers = headers
     if not len(dataset):
-        raise ImportFileError("The file has no rows.")
+        raise ImportFileError(_("The file has no rows."))
     if len(dataset) > MAX_ROWS:
-        raise ImportFileError(f"The file has {len(dataset)} rows; import at most {MAX_ROWS} at a time.")
+        raise ImportFileError(
+            _("The file has %(n)d rows; import at most %(max)d at a time.") % {"n": len(dataset), "max": MAX_ROWS}
+        )
     return dataset
 
 
@@ -107,18 +113,18 @@ def _money(value) -> Decimal:
     try:
         amount = Decimal(_text(value).replace(",", ""))
     except InvalidOperation:
-        raise ValueError(f"'{_text(value)}' is not an amount")
+        raise ValueError(_("'%(value)s' is not an amount") % {"value": _text(value)})
     if not amount.is_finite() or amount < 0:
-        raise ValueError(f"'{_text(value)}' is not an amount")
+        raise ValueError(_("'%(value)s' is not an amount") % {"value": _text(value)})
     if amount != amount.quantize(Decimal("0.01")):
-        raise ValueError(f"'{_text(value)}' has more than 2 decimal places")
+        raise ValueError(_("'%(value)s' has more than 2 decimal places") % {"value": _text(value)})
     return amount.quantize(Decimal("0.01"))
 
 
 def _quantity(value) -> int:
     text = _text(value)
     if not text.isdigit() or int(text) <= 0:
-        raise ValueError(f"'{text}' is not a whole number above 0")
+        raise ValueError(_("'%(value)s' is not a whole number above 0") % {"value": text})
     return int(text)
 
 
@@ -133,7 +139,7 @@ def _when(value) -> datetime:
         if parsed is None and parse_date(text):
             parsed = datetime.combine(parse_date(text), time.min)
         if parsed is None:
-            raise ValueError(f"'{text}' is not a date and time (YYYY-MM-DD HH:MM)")
+            raise ValueError(_("'%(value)s' is not a date and time (YYYY-MM-DD HH:MM)") % {"value": text})
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed)
     return parsed
@@ -186,7 +192,7 @@ class OrderLineImportResource(resources.Resource):
         for column in COLUMNS:
             value = row.get(column)
             if column not in OPTIONAL and _text(value) == "":
-                errors[column] = ["This cell is empty."]
+                errors[column] = [_("This cell is empty.")]
                 continue
             try:
                 if column in ("unit_price", "payment_amount"):
@@ -200,12 +206,12 @@ class OrderLineImportResource(resources.Resource):
                 elif column == "currency":
                     code = _text(value).upper()
                     if len(code) != 3 or not code.isalpha():
-                        raise ValueError(f"'{_text(value)}' is not a currency code")
+                        raise ValueError(_("'%(value)s' is not a currency code") % {"value": _text(value)})
                     parsed[column] = code
                 elif column == "channel":
                     name = _text(value)
                     if name not in self._channels:
-                        raise ValueError(f"unknown channel '{name}'")
+                        raise ValueError(_("unknown channel '%(name)s'") % {"name": name})
                     parsed[column] = self._channels[name]
                 else:
                     parsed[column] = _text(value)

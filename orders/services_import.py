@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from orders.actors import Actor
 from orders.models import Channel, Customer, Order, OrderLine, Payment
@@ -79,20 +80,29 @@ def _check(lines: list[ImportLine]) -> dict[tuple[int, str], list[ImportLine]]:
         first = group[0]
         if key in existing:
             for line in group:
-                errors[line.row].append(f"Order {first.order_number} already exists in {first.channel.name}.")
+                errors[line.row].append(
+                    gettext("Order %(order)s already exists in %(channel)s.")
+                    % {"order": first.order_number, "channel": first.channel.name}
+                )
             continue
         seen_skus: dict[str, int] = {}
         for line in group:
             if line.sku in seen_skus:
-                errors[line.row].append(f"SKU {line.sku} appears twice in order {line.order_number} (row {seen_skus[line.sku]}).")
+                errors[line.row].append(
+                    gettext("SKU %(sku)s appears twice in order %(order)s (row %(row)d).")
+                    % {"sku": line.sku, "order": line.order_number, "row": seen_skus[line.sku]}
+                )
             seen_skus.setdefault(line.sku, line.row)
             for field in _ORDER_FIELDS:
                 if getattr(line, field) != getattr(first, field):
-                    errors[line.row].append(f"{field} differs from row {first.row} of the same order.")
+                    errors[line.row].append(
+                        gettext("%(field)s differs from row %(row)d of the same order.") % {"field": field, "row": first.row}
+                    )
         total = sum((line.unit_price * line.quantity for line in group), Decimal("0.00")) + first.shipping_fee
         if first.payment_amount != total:
             errors[first.row].append(
-                f"payment_amount {first.payment_amount} is not the lines plus shipping ({total}) of order {first.order_number}."
+                gettext("payment_amount %(paid)s is not the lines plus shipping (%(total)s) of order %(order)s.")
+                % {"paid": first.payment_amount, "total": total, "order": first.order_number}
             )
     if errors:
         raise OrderImportError(dict(errors))
@@ -109,7 +119,7 @@ def _by_channel(orders) -> dict[int, list[str]]:
 def order_import_rows(*, lines: list[ImportLine], actor: Actor) -> list[Order]:
     """Create every order of the file, paid, or none of them (raises OrderImportError)."""
     if not actor.has_perm(PERM_IMPORT):
-        raise ActionForbidden(f"{actor.label} may not import orders.")
+        raise ActionForbidden(gettext("%(actor)s may not import orders.") % {"actor": actor.label})
     with transaction.atomic():
         orders = _check(lines)
         created = []

@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from orders.actors import Actor
 from refunds.errors import RefundError
@@ -19,11 +20,11 @@ PERM_REPORT = "risk.view_risksettings"
 
 
 class ActiveFilter(admin.SimpleListFilter):
-    title = "status"
+    title = _("status")
     parameter_name = "status"
 
     def lookups(self, request, model_admin):
-        return [("live", "live"), ("ended", "removed or expired")]
+        return [("live", _("live")), ("ended", _("removed or expired"))]
 
     def queryset(self, request, queryset):
         live = WatchlistEntry.active_q(timezone.now())
@@ -36,7 +37,7 @@ class ActiveFilter(admin.SimpleListFilter):
 
 class WatchlistEntryForm(forms.ModelForm):
     remove_with_note = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Fill in to take this entry off the list."
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text=_("Fill in to take this entry off the list.")
     )
 
     class Meta:
@@ -117,7 +118,7 @@ class WatchlistEntryAdmin(admin.ModelAdmin):
 
 
 class RiskSettingsForm(forms.ModelForm):
-    change_note = forms.CharField(required=False, max_length=200, help_text="Why (kept in the change log).")
+    change_note = forms.CharField(required=False, max_length=200, help_text=_("Why (kept in the change log)."))
 
     class Meta:
         model = RiskSettings
@@ -200,7 +201,7 @@ class RiskProfileAdmin(admin.ModelAdmin):
             "admin/risk/report.html",
             {
                 **self.admin_site.each_context(request),
-                "title": "Risk report",
+                "title": _("Risk report"),
                 "opts": self.model._meta,
                 "report": report,
                 "chart": _bar_chart(report.weeks),

@@ -24,29 +24,31 @@ class RiskLevel(models.TextChoices):
 class RiskProfile(models.Model):
     """What the scorer sees about one customer. Windows are those of `RiskSettings`."""
 
-    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, primary_key=True, related_name="risk_profile")
-    orders_90d = models.PositiveIntegerField(default=0)
-    refunded_orders_90d = models.PositiveIntegerField(default=0)
-    requests_90d = models.PositiveIntegerField(default=0)
-    paid_amount_90d = models.DecimalField(default=ZERO, **MONEY)
+    customer = models.OneToOneField(
+        Customer, on_delete=models.CASCADE, primary_key=True, related_name="risk_profile", verbose_name=_("customer")
+    )
+    orders_90d = models.PositiveIntegerField(_("orders 90d"), default=0)
+    refunded_orders_90d = models.PositiveIntegerField(_("refunded orders 90d"), default=0)
+    requests_90d = models.PositiveIntegerField(_("requests 90d"), default=0)
+    paid_amount_90d = models.DecimalField(_("paid amount 90d"), default=ZERO, **MONEY)
     # Refunded plus still claimed by open requests: at intake the money has not moved yet.
-    refund_amount_90d = models.DecimalField(default=ZERO, **MONEY)
-    bulk_orders = models.PositiveIntegerField(default=0)
-    bulk_orders_mostly_returned = models.PositiveIntegerField(default=0)
-    distinct_addresses_30d = models.PositiveIntegerField(default=0)
-    address_changes_30d = models.PositiveIntegerField(default=0)
-    requests_24h = models.PositiveIntegerField(default=0)
-    requests_7d = models.PositiveIntegerField(default=0)
-    requests_total = models.PositiveIntegerField(default=0)
-    not_received_requests = models.PositiveIntegerField(default=0)
-    dispute_requests = models.PositiveIntegerField(default=0)
-    account_created_at = models.DateTimeField(null=True, blank=True)
-    first_order_at = models.DateTimeField(null=True, blank=True)
-    first_refund_at = models.DateTimeField(null=True, blank=True)
-    shared_phone_accounts = models.PositiveIntegerField(default=0)
-    shared_address_accounts = models.PositiveIntegerField(default=0)
-    abusive_verdicts = models.PositiveIntegerField(default=0)
-    computed_at = models.DateTimeField(default=timezone.now)
+    refund_amount_90d = models.DecimalField(_("refund amount 90d"), default=ZERO, **MONEY)
+    bulk_orders = models.PositiveIntegerField(_("bulk orders"), default=0)
+    bulk_orders_mostly_returned = models.PositiveIntegerField(_("bulk orders mostly returned"), default=0)
+    distinct_addresses_30d = models.PositiveIntegerField(_("distinct addresses 30d"), default=0)
+    address_changes_30d = models.PositiveIntegerField(_("address changes 30d"), default=0)
+    requests_24h = models.PositiveIntegerField(_("requests 24h"), default=0)
+    requests_7d = models.PositiveIntegerField(_("requests 7d"), default=0)
+    requests_total = models.PositiveIntegerField(_("requests total"), default=0)
+    not_received_requests = models.PositiveIntegerField(_("not received requests"), default=0)
+    dispute_requests = models.PositiveIntegerField(_("dispute requests"), default=0)
+    account_created_at = models.DateTimeField(_("account created at"), null=True, blank=True)
+    first_order_at = models.DateTimeField(_("first order at"), null=True, blank=True)
+    first_refund_at = models.DateTimeField(_("first refund at"), null=True, blank=True)
+    shared_phone_accounts = models.PositiveIntegerField(_("shared phone accounts"), default=0)
+    shared_address_accounts = models.PositiveIntegerField(_("shared address accounts"), default=0)
+    abusive_verdicts = models.PositiveIntegerField(_("abusive verdicts"), default=0)
+    computed_at = models.DateTimeField(_("computed at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("risk profile")
@@ -89,7 +91,7 @@ class RiskSettings(models.Model):
     medium_from = models.PositiveSmallIntegerField(_("medium level from score"), default=40)
     high_from = models.PositiveSmallIntegerField(_("high level above score"), default=70)
     watchlist_days = models.PositiveSmallIntegerField(_("automatic watch-list entries last (days)"), default=90)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("risk settings")
@@ -107,12 +109,14 @@ class RiskSettings(models.Model):
 class RiskSettingsChange(models.Model):
     """Append-only: who changed which weight or threshold, from what to what."""
 
-    field = models.CharField(max_length=60)
-    old_value = models.CharField(max_length=60)
-    new_value = models.CharField(max_length=60)
-    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    changed_at = models.DateTimeField(default=timezone.now)
-    note = models.CharField(max_length=200, blank=True)
+    field = models.CharField(_("field"), max_length=60)
+    old_value = models.CharField(_("old value"), max_length=60)
+    new_value = models.CharField(_("new value"), max_length=60)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("changed by")
+    )
+    changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
+    note = models.CharField(_("note"), max_length=200, blank=True)
 
     class Meta:
         verbose_name = _("risk settings change")
@@ -134,15 +138,19 @@ class WatchlistEntry(models.Model):
         BURST = "burst", _("Burst of refund requests")
         MANUAL = "manual", _("Added by hand")
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="watchlist_entries")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="watchlist_entries", verbose_name=_("customer"))
     reason = models.CharField(_("reason"), max_length=30, choices=Reason.choices)
     evidence = models.JSONField(_("evidence"), default=dict, blank=True)
     source = models.CharField(_("source"), max_length=10, choices=Source.choices)
-    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("added by")
+    )
     added_at = models.DateTimeField(_("added at"), default=timezone.now)
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
     removed_at = models.DateTimeField(_("removed at"), null=True, blank=True)
-    removed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    removed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("removed by")
+    )
     note = models.TextField(_("note"), blank=True)
 
     class Meta:
@@ -162,9 +170,11 @@ class WatchlistEntry(models.Model):
 class SimulationTruth(models.Model):
     """The labels of `simulate_abuse`, kept apart from anything the scorer reads."""
 
-    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, primary_key=True, related_name="+")
-    kind = models.CharField(max_length=30)
-    is_abuser = models.BooleanField()
+    customer = models.OneToOneField(
+        Customer, on_delete=models.CASCADE, primary_key=True, related_name="+", verbose_name=_("customer")
+    )
+    kind = models.CharField(_("kind"), max_length=30)
+    is_abuser = models.BooleanField(_("is abuser"))
 
     class Meta:
         verbose_name = _("simulation label")

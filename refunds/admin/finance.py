@@ -24,6 +24,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.text import format_lazy
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -513,7 +514,8 @@ class ReconciliationForm(forms.Form):
 
 class ImportOrdersForm(forms.Form):
     file = forms.FileField(
-        label=gettext_lazy("XLSX or CSV file"), help_text=gettext_lazy("One row per order line; columns: ") + ", ".join(COLUMNS)
+        label=gettext_lazy("XLSX or CSV file"),
+        help_text=format_lazy(gettext_lazy("One row per order line; columns: {}"), ", ".join(COLUMNS)),
     )
 
 

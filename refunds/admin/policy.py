@@ -11,6 +11,8 @@ import copy
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from refunds import rules
 from refunds.models import RefundPolicy
@@ -38,10 +40,10 @@ class RefundPolicyAdmin(admin.ModelAdmin):
     readonly_fields = ["updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "channel"]}),
-        ("Order and window", {"fields": ["require_paid_enabled", "return_window_enabled", "return_window_days"]}),
-        ("Amounts", {"fields": ["auto_approve_limit_enabled", "auto_approve_limit", "keep_it_enabled", "keep_it_below"]}),
+        (_("Order and window"), {"fields": ["require_paid_enabled", "return_window_enabled", "return_window_days"]}),
+        (_("Amounts"), {"fields": ["auto_approve_limit_enabled", "auto_approve_limit", "keep_it_enabled", "keep_it_below"]}),
         (
-            "Reasons and carriers",
+            _("Reasons and carriers"),
             {
                 "fields": [
                     "dispute_reasons_enabled",
@@ -52,7 +54,7 @@ class RefundPolicyAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Risk",
+            _("Risk"),
             {
                 "fields": [
                     "risk_threshold_enabled",
@@ -92,7 +94,7 @@ class RefundPolicyAdmin(admin.ModelAdmin):
         replay = [(k, v) for k, values in request.POST.lists() if k not in CONTROL for v in values]
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Dry run: {proposed.name}",
+            "title": gettext("Dry run: %(name)s") % {"name": proposed.name},
             "opts": self.model._meta,
             "original": obj,
             "result": result,
