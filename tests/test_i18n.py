@@ -150,3 +150,15 @@ def test_risk_profile_columns_and_settings_labels_are_chinese(chinese_admin):
     settings_page = _page(chinese_admin, reverse("admin:risk_risksettings_change", args=[1]))
     assert "权重：退款率" in settings_page and "修改原因" in settings_page
     assert "Weight: refund rate" not in settings_page
+
+
+@pytest.mark.django_db
+def test_the_queue_shows_the_risk_level_in_the_staff_language(chinese_admin):
+    refund = RefundRequestFactory(state=RefundRequest.State.UNDER_REVIEW)
+    RefundRequest.objects.filter(pk=refund.pk).update(risk_level="low", risk_score=12)
+    url = reverse("admin:refunds_refundrequest_changelist") + "?queue=under_review"
+
+    assert "低 (12)" in _page(chinese_admin, url)
+    chinese_admin.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    english = _page(chinese_admin, url)
+    assert "low (12)" in english and "低" not in english

@@ -28,6 +28,7 @@ from refunds import selectors, services
 from refunds.admin.counting import EstimatedCountPaginator
 from refunds.errors import RefundError, RefundValidationError
 from refunds.models import Reason, RefundMethod, RefundRequest
+from risk.models import RiskLevel
 
 State = RefundRequest.State
 
@@ -276,7 +277,9 @@ class RefundRequestAdmin(admin.ModelAdmin):
     def risk(self, obj):
         if obj.risk_score is None:
             return "—"
-        return f"{obj.risk_level or '?'} ({obj.risk_score})"
+        # The stored code, shown through its label so the column follows the staff language.
+        level = str(RiskLevel(obj.risk_level).label).lower() if obj.risk_level in RiskLevel.values else obj.risk_level
+        return f"{level or '?'} ({obj.risk_score})"
 
     @admin.display(description=_("channel"), ordering="channel__name")
     def channel_name(self, obj):
