@@ -32,25 +32,35 @@ class Notification(models.Model):
     # The customer's phone or e-mail, or the role a staff message is for.
     recipient = models.CharField(_("recipient"), max_length=200)
     recipient_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="notifications"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        verbose_name=_("recipient user"),
     )
     refund = models.ForeignKey(
-        "refunds.RefundRequest", on_delete=models.CASCADE, null=True, blank=True, related_name="notifications"
+        "refunds.RefundRequest",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        verbose_name=_("refund"),
     )
-    context = models.JSONField(default=dict, blank=True)
+    context = models.JSONField(_("context"), default=dict, blank=True)
     # Rendered when the row is written, so the text says what was true at the event even if
     # the refund moves on before a retry goes out.
     subject = models.CharField(_("subject"), max_length=200, blank=True)
     body = models.TextField(_("message"), blank=True)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
-    provider_message_id = models.CharField(max_length=100, blank=True)
+    provider_message_id = models.CharField(_("provider message id"), max_length=100, blank=True)
     read_at = models.DateTimeField(_("read at"), null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("notification")
@@ -81,9 +91,9 @@ class StaffMessage(Notification):
 class StaffInboxRead(models.Model):
     """A staff message addressed to a role is read per user, not once for the whole group."""
 
-    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="reads")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    read_at = models.DateTimeField(default=timezone.now)
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="reads", verbose_name=_("notification"))
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("user"))
+    read_at = models.DateTimeField(_("read at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("inbox read mark")
@@ -102,7 +112,7 @@ class MessageTemplate(models.Model):
     language = models.CharField(_("language"), max_length=10, choices=settings.LANGUAGES)
     subject = models.CharField(_("subject"), max_length=200, blank=True, help_text=_("E-mail and staff inbox only."))
     body = models.TextField(_("message"))
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("message template")
@@ -157,14 +167,16 @@ class SlaBreach(models.Model):
         ALERT = "alert", _("Alert")
         ESCALATION = "escalation", _("Escalation")
 
-    refund = models.ForeignKey("refunds.RefundRequest", on_delete=models.CASCADE, related_name="sla_breaches")
+    refund = models.ForeignKey(
+        "refunds.RefundRequest", on_delete=models.CASCADE, related_name="sla_breaches", verbose_name=_("refund")
+    )
     state = models.CharField(_("state"), max_length=20)
     # The stay in the state is identified by when it began: leaving and re-entering the state
     # is a new stay with its own limit.
-    state_changed_at = models.DateTimeField()
+    state_changed_at = models.DateTimeField(_("state changed at"))
     level = models.CharField(_("level"), max_length=12, choices=Level.choices)
     role = models.CharField(_("alerted role"), max_length=20)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("SLA breach")

@@ -72,21 +72,21 @@ class RefundRequest(FSMModelMixin, models.Model):
         LEGITIMATE = "legitimate", _("Legitimate")
         ABUSIVE = "abusive", _("Abusive")
 
-    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="refund_requests")
-    idempotency_key = models.CharField(max_length=128)
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="refund_requests", verbose_name=_("channel"))
+    idempotency_key = models.CharField(_("idempotency key"), max_length=128)
     # SHA-256 of the canonical request body: the same key with another body is a conflict.
-    body_fingerprint = models.CharField(max_length=64, blank=True)
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refund_requests")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="refund_requests")
+    body_fingerprint = models.CharField(_("body fingerprint"), max_length=64, blank=True)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refund_requests", verbose_name=_("order"))
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="refund_requests", verbose_name=_("customer"))
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
-    requested_kind = models.CharField(max_length=20, choices=Kind.choices)
+    requested_kind = models.CharField(_("requested kind"), max_length=20, choices=Kind.choices)
     reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices)
     refund_method = models.CharField(
         _("refund method"), max_length=20, choices=RefundMethod.choices, default=RefundMethod.ORIGINAL_PAYMENT
     )
     customer_note = models.TextField(_("customer note"), blank=True)
     state = FSMField(_("state"), default=State.SUBMITTED, choices=State.choices, protected=True)
-    currency = models.CharField(max_length=3)
+    currency = models.CharField(_("currency"), max_length=3)
     amount_requested = models.DecimalField(_("amount requested"), **MONEY)
     amount_approved = models.DecimalField(_("amount approved"), null=True, blank=True, **MONEY)
     amount_paid = models.DecimalField(_("amount paid"), default=ZERO, **MONEY)
@@ -105,27 +105,36 @@ class RefundRequest(FSMModelMixin, models.Model):
     alternative = models.JSONField(_("alternative offered"), null=True, blank=True)
     requires_second_review = models.BooleanField(_("needs a second reviewer"), default=False)
     first_approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("first approved by"),
     )
-    first_approved_at = models.DateTimeField(null=True, blank=True)
-    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    approved_at = models.DateTimeField(null=True, blank=True)
-    rejected_at = models.DateTimeField(null=True, blank=True)
-    evaluated_at = models.DateTimeField(null=True, blank=True)
-    resolved_at = models.DateTimeField(null=True, blank=True)
-    withdrawn_at = models.DateTimeField(null=True, blank=True)
-    cancelled_at = models.DateTimeField(null=True, blank=True)
-    refunded_at = models.DateTimeField(null=True, blank=True)
+    first_approved_at = models.DateTimeField(_("first approved at"), null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("approved by")
+    )
+    approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
+    rejected_at = models.DateTimeField(_("rejected at"), null=True, blank=True)
+    evaluated_at = models.DateTimeField(_("evaluated at"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
+    refunded_at = models.DateTimeField(_("refunded at"), null=True, blank=True)
     # Set when the hold on the order's lines is released (request ended without money).
-    holds_released_at = models.DateTimeField(null=True, blank=True)
+    holds_released_at = models.DateTimeField(_("holds released at"), null=True, blank=True)
 
     verdict = models.CharField(_("verdict"), max_length=12, choices=Verdict.choices, blank=True)
-    verdict_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    verdict_at = models.DateTimeField(null=True, blank=True)
+    verdict_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("verdict by")
+    )
+    verdict_at = models.DateTimeField(_("verdict at"), null=True, blank=True)
 
-    state_changed_at = models.DateTimeField(default=timezone.now)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
+    state_changed_at = models.DateTimeField(_("state changed at"), default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("refund request")
@@ -293,8 +302,8 @@ class RefundRequest(FSMModelMixin, models.Model):
 
 
 class RefundLine(models.Model):
-    request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="lines")
-    order_line = models.ForeignKey(OrderLine, on_delete=models.PROTECT, related_name="refund_lines")
+    request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="lines", verbose_name=_("request"))
+    order_line = models.ForeignKey(OrderLine, on_delete=models.PROTECT, related_name="refund_lines", verbose_name=_("order line"))
     quantity = models.PositiveIntegerField(_("quantity"))
     amount = models.DecimalField(_("amount"), **MONEY)
 
@@ -312,16 +321,20 @@ class RefundLine(models.Model):
 
 
 class ReturnParcel(models.Model):
-    request = models.OneToOneField(RefundRequest, on_delete=models.CASCADE, related_name="return_parcel")
+    request = models.OneToOneField(
+        RefundRequest, on_delete=models.CASCADE, related_name="return_parcel", verbose_name=_("request")
+    )
     return_code = models.CharField(_("return code"), max_length=20, unique=True)
     address = models.TextField(_("return address"))
     deadline = models.DateTimeField(_("return deadline"))
     carrier = models.CharField(_("carrier"), max_length=30, blank=True)
     tracking_number = models.CharField(_("tracking number"), max_length=64, blank=True)
-    shipped_at = models.DateTimeField(null=True, blank=True)
+    shipped_at = models.DateTimeField(_("shipped at"), null=True, blank=True)
     received_at = models.DateTimeField(_("received at"), null=True, blank=True)
-    received_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
+    received_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("received by")
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("return parcel")
@@ -358,14 +371,16 @@ class Inspection(models.Model):
         REFURBISH = "refurbish", _("Refurbish")
         DISPOSE = "dispose", _("Dispose")
 
-    request = models.OneToOneField(RefundRequest, on_delete=models.CASCADE, related_name="inspection")
+    request = models.OneToOneField(RefundRequest, on_delete=models.CASCADE, related_name="inspection", verbose_name=_("request"))
     grade = models.CharField(_("grade"), max_length=12, choices=Grade.choices)
     disposition = models.CharField(_("disposition"), max_length=12, choices=Disposition.choices)
     note = models.TextField(_("note"), blank=True)
     photo = models.FileField(_("photo"), upload_to="inspections/%Y/%m/", blank=True)
     passed = models.BooleanField(_("passed"))
-    inspected_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    inspected_at = models.DateTimeField(default=timezone.now)
+    inspected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("inspected by")
+    )
+    inspected_at = models.DateTimeField(_("inspected at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("inspection")
@@ -376,9 +391,11 @@ class Inspection(models.Model):
 
 
 class PayoutBatch(models.Model):
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("created by")
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    note = models.CharField(_("note"), max_length=200, blank=True)
 
     class Meta:
         verbose_name = _("payout batch")
@@ -397,29 +414,38 @@ class Payout(FSMModelMixin, models.Model):
         FAILED = "failed", _("Failed")
         VOIDED = "voided", _("Voided")
 
-    request = models.ForeignKey(RefundRequest, on_delete=models.PROTECT, related_name="payouts")
+    request = models.ForeignKey(RefundRequest, on_delete=models.PROTECT, related_name="payouts", verbose_name=_("request"))
     method = models.CharField(_("method"), max_length=20, choices=RefundMethod.choices)
     amount = models.DecimalField(_("amount"), **MONEY)
-    currency = models.CharField(max_length=3)
+    currency = models.CharField(_("currency"), max_length=3)
     state = FSMField(_("state"), default=State.PENDING_APPROVAL, choices=State.choices, protected=True)
     # Sent to the gateway on every call for this payout: a retry can never pay twice.
-    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    batch = models.ForeignKey(PayoutBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="payouts")
-    first_approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    idempotency_key = models.UUIDField(_("idempotency key"), default=uuid.uuid4, unique=True, editable=False)
+    batch = models.ForeignKey(
+        PayoutBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="payouts", verbose_name=_("batch")
     )
-    first_approved_at = models.DateTimeField(null=True, blank=True)
-    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    approved_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    processing_started_at = models.DateTimeField(null=True, blank=True)
-    succeeded_at = models.DateTimeField(null=True, blank=True)
-    failed_at = models.DateTimeField(null=True, blank=True)
-    voided_at = models.DateTimeField(null=True, blank=True)
+    first_approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("first approved by"),
+    )
+    first_approved_at = models.DateTimeField(_("first approved at"), null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("approved by")
+    )
+    approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    processing_started_at = models.DateTimeField(_("processing started at"), null=True, blank=True)
+    succeeded_at = models.DateTimeField(_("succeeded at"), null=True, blank=True)
+    failed_at = models.DateTimeField(_("failed at"), null=True, blank=True)
+    voided_at = models.DateTimeField(_("voided at"), null=True, blank=True)
     gateway_reference = models.CharField(_("gateway reference"), max_length=100, blank=True)
     error = models.TextField(_("gateway error"), blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("payout")
@@ -479,18 +505,24 @@ class RefundEvent(models.Model):
         CHANNEL = "channel", _("Channel")
         SYSTEM = "system", _("System")
 
-    request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="events")
-    payout = models.ForeignKey(Payout, on_delete=models.CASCADE, null=True, blank=True, related_name="events")
-    action = models.CharField(max_length=40)
-    from_state = models.CharField(max_length=20, blank=True)
-    to_state = models.CharField(max_length=20)
-    actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
-    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    actor_channel = models.ForeignKey(Channel, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    note = models.TextField(blank=True)
+    request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="events", verbose_name=_("request"))
+    payout = models.ForeignKey(
+        Payout, on_delete=models.CASCADE, null=True, blank=True, related_name="events", verbose_name=_("payout")
+    )
+    action = models.CharField(_("action"), max_length=40)
+    from_state = models.CharField(_("from state"), max_length=20, blank=True)
+    to_state = models.CharField(_("to state"), max_length=20)
+    actor_kind = models.CharField(_("actor kind"), max_length=10, choices=ActorKind.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("actor user")
+    )
+    actor_channel = models.ForeignKey(
+        Channel, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("actor channel")
+    )
+    note = models.TextField(_("note"), blank=True)
     # Shown to the customer in the API's timeline.
-    public = models.BooleanField(default=False)
-    at = models.DateTimeField(default=timezone.now)
+    public = models.BooleanField(_("public"), default=False)
+    at = models.DateTimeField(_("at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("refund event")
@@ -512,12 +544,14 @@ class RefundEvent(models.Model):
 class WalletEntry(models.Model):
     """Store credit ledger: append-only; a balance is always a sum, never a stored number."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="wallet_entries")
-    amount = models.DecimalField(**MONEY)
-    currency = models.CharField(max_length=3)
-    payout = models.OneToOneField(Payout, on_delete=models.PROTECT, null=True, blank=True, related_name="wallet_entry")
-    note = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="wallet_entries", verbose_name=_("customer"))
+    amount = models.DecimalField(_("amount"), **MONEY)
+    currency = models.CharField(_("currency"), max_length=3)
+    payout = models.OneToOneField(
+        Payout, on_delete=models.PROTECT, null=True, blank=True, related_name="wallet_entry", verbose_name=_("payout")
+    )
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("wallet entry")
@@ -528,13 +562,13 @@ class WalletEntry(models.Model):
 
 
 class Coupon(models.Model):
-    code = models.CharField(max_length=24, unique=True)
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="coupons")
-    amount = models.DecimalField(**MONEY)
-    currency = models.CharField(max_length=3)
-    expires_at = models.DateTimeField()
-    payout = models.OneToOneField(Payout, on_delete=models.PROTECT, related_name="coupon")
-    created_at = models.DateTimeField(default=timezone.now)
+    code = models.CharField(_("code"), max_length=24, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="coupons", verbose_name=_("customer"))
+    amount = models.DecimalField(_("amount"), **MONEY)
+    currency = models.CharField(_("currency"), max_length=3)
+    expires_at = models.DateTimeField(_("expires at"))
+    payout = models.OneToOneField(Payout, on_delete=models.PROTECT, related_name="coupon", verbose_name=_("payout"))
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("coupon")
@@ -548,7 +582,9 @@ class Coupon(models.Model):
 class RefundPolicy(models.Model):
     """The merchant's rules. One per channel; the row without a channel is the default."""
 
-    channel = models.OneToOneField(Channel, on_delete=models.CASCADE, null=True, blank=True, related_name="policy")
+    channel = models.OneToOneField(
+        Channel, on_delete=models.CASCADE, null=True, blank=True, related_name="policy", verbose_name=_("channel")
+    )
     name = models.CharField(_("name"), max_length=100)
 
     require_paid_enabled = models.BooleanField(_("order must be paid and not fully refunded"), default=True)
@@ -570,7 +606,7 @@ class RefundPolicy(models.Model):
     max_refunds_per_order_enabled = models.BooleanField(_("too many refunds on this order"), default=True)
     max_refunds_per_order = models.PositiveSmallIntegerField(_("refunds per order before review"), default=2)
 
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("refund policy")
@@ -591,12 +627,12 @@ class GatewayLedgerEntry(models.Model):
     the first result instead of paying again.
     """
 
-    idempotency_key = models.CharField(max_length=64, unique=True)
-    payment_reference = models.CharField(max_length=100)
-    amount = models.DecimalField(**MONEY)
-    currency = models.CharField(max_length=3)
-    reference = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=64, unique=True)
+    payment_reference = models.CharField(_("payment reference"), max_length=100)
+    amount = models.DecimalField(_("amount"), **MONEY)
+    currency = models.CharField(_("currency"), max_length=3)
+    reference = models.CharField(_("reference"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("simulated gateway ledger entry")
@@ -615,10 +651,10 @@ class SimulatedGatewayControl(models.Model):
         TIMEOUT = "timeout", _("Time out before paying")
         TIMEOUT_AFTER_SUCCESS = "timeout_after_success", _("Pay, then time out")
 
-    mode = models.CharField(max_length=30, choices=Mode.choices, default=Mode.OK)
+    mode = models.CharField(_("mode"), max_length=30, choices=Mode.choices, default=Mode.OK)
     # How many calls the mode applies to before the gateway behaves again (0 = every call).
-    remaining = models.PositiveIntegerField(default=0)
-    delay_ms = models.PositiveIntegerField(default=0)
+    remaining = models.PositiveIntegerField(_("remaining"), default=0)
+    delay_ms = models.PositiveIntegerField(_("delay ms"), default=0)
 
     class Meta:
         verbose_name = _("simulated gateway control")

@@ -37,7 +37,10 @@ class ActiveFilter(admin.SimpleListFilter):
 
 class WatchlistEntryForm(forms.ModelForm):
     remove_with_note = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text=_("Fill in to take this entry off the list.")
+        label=_("Remove with note"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("Fill in to take this entry off the list."),
     )
 
     class Meta:
@@ -118,7 +121,9 @@ class WatchlistEntryAdmin(admin.ModelAdmin):
 
 
 class RiskSettingsForm(forms.ModelForm):
-    change_note = forms.CharField(required=False, max_length=200, help_text=_("Why (kept in the change log)."))
+    change_note = forms.CharField(
+        label=_("Change note"), required=False, max_length=200, help_text=_("Why (kept in the change log).")
+    )
 
     class Meta:
         model = RiskSettings

@@ -98,7 +98,7 @@ class RiskSettings(models.Model):
         verbose_name_plural = _("risk settings")
 
     def __str__(self) -> str:
-        return "risk settings"
+        return str(_("risk settings"))
 
     @classmethod
     def current(cls) -> "RiskSettings":

@@ -162,3 +162,15 @@ def test_the_queue_shows_the_risk_level_in_the_staff_language(chinese_admin):
     chinese_admin.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
     english = _page(chinese_admin, url)
     assert "low (12)" in english and "低" not in english
+
+
+@pytest.mark.django_db
+def test_outbox_and_policy_field_labels_are_chinese(chinese_admin):
+    refund = RefundRequestFactory(state=RefundRequest.State.UNDER_REVIEW)
+    notify_staff(role="support", event="refund_escalated", refund=refund, context={"reason": "x"})
+
+    outbox = _page(chinese_admin, reverse("admin:notifications_notification_changelist"))
+    assert "下次尝试时间" in outbox and "Next attempt at" not in outbox
+
+    policies = _page(chinese_admin, reverse("admin:refunds_refundpolicy_changelist"))
+    assert "更新时间" in policies and "Updated at" not in policies
