@@ -552,11 +552,11 @@ class Command(BaseCommand):
                 amount_requested=plan.amount,
                 created_at=at,
                 state_changed_at=at if plan.state == RS.SUBMITTED else decided,
-                risk_score=rng.choice([3, 8, 12, 20, 35, 55, 78]),
+                risk_score=rng.choice([3, 8, 12, 20, 35, 55, 62]),
             )
             r.risk_level = "high" if r.risk_score > 70 else "medium" if r.risk_score >= 40 else "low"
-            r.evidence = self._evidence(order, lines_by_order[order.pk], r)
             self._decide(r, plan, support, decided)
+            r.evidence = self._evidence(order, lines_by_order[order.pk], r)
             requests.append(r)
         RefundRequest.objects.bulk_create(requests)
 
@@ -628,13 +628,17 @@ class Command(BaseCommand):
         escalated = escalated or (s == RS.REJECTED and self.rng.random() < 0.5)
         escalated = escalated or (s in (RS.READY_FOR_PAYOUT, RS.REFUNDED) and plan.amount > 200)
         if escalated:
-            why = (
-                f"'{plan.reason}' is a dispute reason"
-                if plan.reason in DISPUTE
-                else f"{plan.amount} is above the auto-approve limit 200.00"
-            )
+            # The reason must be one the policy would really give for this request.
+            if plan.reason in DISPUTE:
+                rule, why = "dispute_reason", f"'{plan.reason}' is a dispute reason"
+            elif plan.amount > 200:
+                rule, why = "auto_approve_limit", f"{plan.amount} is above the auto-approve limit 200.00"
+            else:
+                r.risk_score = max(r.risk_score, 78)
+                r.risk_level = "high"
+                rule, why = "risk_score", f"risk score {r.risk_score} is above the threshold 70"
             r.escalation_reason = why
-            r.rule_trace = [*trace_ok, {"rule": "dispute_reason", "outcome": "escalate", "sentence": why}]
+            r.rule_trace = [*trace_ok, {"rule": rule, "outcome": "escalate", "sentence": why}]
         if s in (RS.AWAITING_RETURN, RS.RETURN_IN_TRANSIT, RS.RECEIVED, RS.READY_FOR_PAYOUT, RS.REFUNDED, RS.CANCELLED):
             r.approved_at = r.evaluated_at if not escalated else decided
             r.amount_approved = plan.amount
@@ -648,6 +652,11 @@ class Command(BaseCommand):
             else:
                 r.decided_by, r.decision_reason = "system", "delivered 41 days ago; window is 30"
                 r.rule_trace = [{"rule": "return_window", "outcome": "reject", "sentence": r.decision_reason}]
+        if escalated and s not in (RS.UNDER_REVIEW, RS.AWAITING_CUSTOMER) and self.rng.random() < 0.8:
+            # Support's verdicts feed the risk report (abusive rate, precision and recall).
+            abusive = s == RS.REJECTED or (r.risk_score > 70 and self.rng.random() < 0.7)
+            r.verdict = RefundRequest.Verdict.ABUSIVE if abusive else RefundRequest.Verdict.LEGITIMATE
+            r.verdict_by, r.verdict_at = support, decided + timedelta(hours=1)
         if s == RS.RESOLVED:
             r.resolved_at = decided
             r.alternative["accepted_at"] = decided.isoformat()
