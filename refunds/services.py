@@ -907,17 +907,48 @@ def payout_approve_bulk(*, payout_ids: list[int], actor: Actor, note: str = "") 
     )
 
 
-def payout_void(*, payout_id: int, actor: Actor, note: str = "") -> Payout:
+OPEN_PAYOUT_STATES = [Payout.State.PENDING_APPROVAL, Payout.State.APPROVED, Payout.State.PROCESSING, Payout.State.FAILED]
+
+
+def payout_void(*, payout_id: int, actor: Actor, note: str = "", reissue_method: str = "") -> Payout:
+    """Void a pending or failed payout, optionally replacing it with a new pending payout of the
+    same amount by `reissue_method` (a closed card paid as store credit instead).
+
+    The last open payout of a request can only be voided with a replacement: otherwise the
+    request would wait in `ready_for_payout` for money that nobody is going to pay.
+    """
     _require(actor, perm=PERM_APPROVE_PAYOUT)
+    if reissue_method and reissue_method not in RefundMethod.values:
+        raise RefundValidationError({"reissue_method": [f"Use one of {', '.join(RefundMethod.values)}."]})
     with transaction.atomic():
         payout = lock_payout(payout_id)
+        refund = payout.request
         before = payout.state
         try:
             payout.void(at=timezone.now())
         except TransitionNotAllowed:
             raise RefundNotAllowed(f"{payout} is {payout.get_state_display().lower()}; it can't be voided.") from None
+        others_open = refund.payouts.exclude(pk=payout.pk).filter(state__in=OPEN_PAYOUT_STATES).exists()
+        if not reissue_method and not others_open:
+            raise RefundNotAllowed(
+                f"{payout} is the last open payout of {refund.number}; void it with a replacement method "
+                "so the customer is still paid."
+            )
         payout.save(update_fields=["state", "voided_at", "updated_at"])
-        record_event(payout.request, actor=actor, action="payout_void", from_state=before, payout=payout, note=note, public=False)
+        record_event(refund, actor=actor, action="payout_void", from_state=before, payout=payout, note=note, public=False)
+        if reissue_method:
+            replacement = Payout.objects.create(
+                request=refund, method=reissue_method, amount=payout.amount, currency=payout.currency
+            )
+            record_event(
+                refund,
+                actor=actor,
+                action="payout_reissue",
+                from_state="",
+                payout=replacement,
+                note=f"replaces {payout}",
+                public=False,
+            )
     return payout
 
 

@@ -364,12 +364,12 @@ class PayoutAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def _single(self, request, pk: int, perm: str, service, done_message: str):
+    def _single(self, request, pk: int, perm: str, service, done_message: str, **extra):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         _require(request, perm)
         try:
-            payout = service(payout_id=pk, actor=self._actor(request))
+            payout = service(payout_id=pk, actor=self._actor(request), **extra)
         except RefundError as exc:
             self.message_user(request, exc.message, messages.ERROR)
         else:
@@ -390,7 +390,14 @@ class PayoutAdmin(admin.ModelAdmin):
         return self._single(request, pk, PERM_APPROVE, services.payout_approve, _("%(p)s approved; it is being paid."))
 
     def void_view(self, request, pk):
-        return self._single(request, pk, PERM_APPROVE, services.payout_void, _("%(p)s voided."))
+        return self._single(
+            request,
+            pk,
+            PERM_APPROVE,
+            services.payout_void,
+            _("%(p)s voided."),
+            reissue_method=request.POST.get("reissue_method", ""),
+        )
 
     def retry_view(self, request, pk):
         return self._single(request, pk, PERM_RETRY, services.payout_retry, _("%(p)s sent to the gateway again."))

@@ -218,13 +218,30 @@ def test_single_approve_button_needs_post_and_the_permission(client, fin, suppor
     assert any("approved" in m for m in messages_of(response))
 
 
-def test_void_action_voids_a_pending_payout(fin):
+def test_void_action_refuses_a_requests_last_open_payout(fin):
     payout = payout_through_services()
 
-    fin.post(CHANGELIST, {"action": "void_selected", "_selected_action": [payout.pk], "index": 0}, follow=True)
+    response = fin.post(CHANGELIST, {"action": "void_selected", "_selected_action": [payout.pk], "index": 0}, follow=True)
+
+    payout.refresh_from_db()
+    assert payout.state == Payout.State.PENDING_APPROVAL and events(payout, "payout_void") == 0
+    assert any("last open payout" in m for m in messages_of(response))
+
+
+def test_void_button_with_a_replacement_reissues_the_payout_as_store_credit(fin):
+    payout = payout_through_services()
+    url = reverse("admin:refunds_payout_void", args=[payout.pk])
+
+    fin.post(url, {"reissue_method": "store_credit", "next": CHANGELIST}, follow=True)
 
     payout.refresh_from_db()
     assert payout.state == Payout.State.VOIDED and events(payout, "payout_void") == 1
+    replacement = Payout.objects.exclude(pk=payout.pk).get(request=payout.request)
+    assert (replacement.state, replacement.method, replacement.amount) == (
+        Payout.State.PENDING_APPROVAL,
+        "store_credit",
+        payout.amount,
+    )
 
 
 # --- failed payouts ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from django.utils import timezone
 from notifications.models import Notification
 from orders.actors import SYSTEM
 from refunds import services
-from refunds.errors import RefundNotAllowed
+from refunds.errors import RefundNotAllowed, RefundValidationError
 from refunds.gateways import SimulatedGateway
 from refunds.models import GatewayLedgerEntry, Payout, RefundEvent, RefundRequest
 from refunds.tasks import sweep_payouts
@@ -157,14 +157,14 @@ def _payout_in(state, finance) -> Payout:
     elif state == P.VOIDED:
         SimulatedGateway.set_mode("fail", calls=1)
         services.payout_execute(payout_id=payout.pk)
-        services.payout_void(payout_id=payout.pk, actor=finance, note="customer took store credit")
+        services.payout_void(payout_id=payout.pk, actor=finance, note="customer took store credit", reissue_method="store_credit")
     assert _reload(payout).state == state
     return payout
 
 
 PAYOUT_ACTIONS = {
     "approve": lambda p, f: services.payout_approve(payout_id=p.pk, actor=f),
-    "void": lambda p, f: services.payout_void(payout_id=p.pk, actor=f),
+    "void": lambda p, f: services.payout_void(payout_id=p.pk, actor=f, reissue_method="store_credit"),
     "retry": lambda p, f: services.payout_retry(payout_id=p.pk, actor=f),
 }
 PAYOUT_ALLOWED = {
@@ -232,3 +232,49 @@ def test_bulk_approval_approves_what_it_may_and_reports_the_rest(finance, financ
     assert again.skipped == {big.pk: "needs a second, different approver"}
     services.payout_approve_bulk(payout_ids=[big.pk], actor=Actor.for_user(finance_user2))
     assert _reload(big).state == P.APPROVED
+
+
+def test_the_last_open_payout_is_not_voided_without_a_replacement(finance):
+    payout = _pending()
+    events_before = RefundEvent.objects.count()
+
+    with pytest.raises(RefundNotAllowed, match="last open payout"):
+        services.payout_void(payout_id=payout.pk, actor=finance)
+
+    assert _reload(payout).state == P.PENDING_APPROVAL
+    assert RefundEvent.objects.count() == events_before
+    assert Payout.objects.filter(request=payout.request).count() == 1
+
+
+def test_a_failed_payout_reissued_as_store_credit_completes_the_refund(finance, django_capture_on_commit_callbacks):
+    payout = _pending(amount="42.50")
+    SimulatedGateway.set_mode("fail", calls=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payout_approve(payout_id=payout.pk, actor=finance)
+    assert _reload(payout).state == P.FAILED
+
+    services.payout_void(payout_id=payout.pk, actor=finance, note="card closed", reissue_method="store_credit")
+
+    replacement = Payout.objects.exclude(pk=payout.pk).get(request=payout.request)
+    assert (_reload(payout).state, replacement.state, replacement.method, replacement.amount) == (
+        P.VOIDED,
+        P.PENDING_APPROVAL,
+        "store_credit",
+        D("42.50"),
+    )
+    assert RefundEvent.objects.filter(payout=replacement, action="payout_reissue").count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payout_approve(payout_id=replacement.pk, actor=finance)
+    refund = RefundRequest.objects.get(pk=payout.request_id)
+    assert (refund.state, refund.amount_paid) == (RefundRequest.State.REFUNDED, D("42.50"))
+    assert refund.customer.wallet_entries.get().amount == D("42.50")
+    assert _ledger(payout) == []  # the declined card was never paid
+
+
+def test_a_replacement_must_be_a_refund_method(finance):
+    payout = _pending()
+
+    with pytest.raises(RefundValidationError):
+        services.payout_void(payout_id=payout.pk, actor=finance, reissue_method="cash")
+
+    assert _reload(payout).state == P.PENDING_APPROVAL

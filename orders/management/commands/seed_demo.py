@@ -991,7 +991,12 @@ class Command(BaseCommand):
 
         def s_voided():
             pid = pay(submit(self._fresh_order(items=[("PHONE-CASE", 1)]), kind="refund_only"), mode="fail")
-            rs.payout_void(payout_id=pid, actor=u["finance"], note="Card closed; the customer will take store credit.")
+            rs.payout_void(
+                payout_id=pid,
+                actor=u["finance"],
+                note="Card closed; the customer will take store credit.",
+                reissue_method="store_credit",
+            )
 
         def s_ready():
             returned(submit(self._fresh_order(items=[("TEE-WHT-M", 2)])), inspect="unopened")
