@@ -29,8 +29,9 @@ def assess_customer(*, customer, refund=None) -> Assessment:
     """Bring the customer's profile up to date and score it, in five queries whatever the
     history (plus the inserts when a pattern newly fires).
 
-    Called at intake inside the request's transaction, so the request itself counts. May add
-    automatic watch-list entries; a request from a listed customer notifies the risk role.
+    Called by the intake task (first step of `refund_evaluate`, under the request's locks,
+    before any decision), so the request itself counts. May add automatic watch-list entries;
+    a request from a listed customer notifies the risk role.
     """
     settings = RiskSettings.current()
     now = timezone.now()
