@@ -267,18 +267,7 @@ def _create_request(
             {"lines": [f"{amount} is more than is left to refund on the order ({order.refundable_total})."]}
         )
 
-    # One UPDATE for all lines, so intake costs the same whatever the order's size.
-    OrderLine.objects.filter(pk__in=[line.pk for line, _, _ in taken]).update(
-        held_quantity=F("held_quantity")
-        + Case(*[When(pk=line.pk, then=Value(qty)) for line, qty, _ in taken], output_field=IntegerField()),
-        held_amount=cents(
-            F("held_amount")
-            + Case(
-                *[When(pk=line.pk, then=Value(a)) for line, _, a in taken],
-                output_field=DecimalField(max_digits=14, decimal_places=2),
-            )
-        ),
-    )
+    _shift_lines([(line.pk, qty, a) for line, qty, a in taken], hold=+1)
     Order.objects.filter(pk=order.pk).update(held_total=cents(F("held_total") + amount))
 
     refund = RefundRequest.objects.create(
@@ -345,6 +334,27 @@ def _resolve_lines(order_lines: dict[str, OrderLine], lines: list[LineRequest] |
     if errors:
         raise RefundValidationError({"lines": errors})
     return wanted
+
+
+def _shift_lines(moves: list[tuple[int, int, Decimal]], *, hold: int, refund: bool = False) -> None:
+    """Move (order_line_id, quantity, amount) into (`hold=+1`) or out of (`hold=-1`) the lines'
+    holds, and with `refund` into their refunded figures, in one UPDATE for all lines, so the
+    cost does not grow with the order's size. The caller holds the order and line locks."""
+    if not moves:
+        return
+    qty = Case(*[When(pk=pk, then=Value(q)) for pk, q, _ in moves], output_field=IntegerField())
+    amt = Case(*[When(pk=pk, then=Value(a)) for pk, _, a in moves], output_field=DecimalField(max_digits=14, decimal_places=2))
+    if hold > 0:
+        updates = {"held_quantity": F("held_quantity") + qty, "held_amount": cents(F("held_amount") + amt)}
+    else:
+        updates = {"held_quantity": F("held_quantity") - qty, "held_amount": cents(F("held_amount") - amt)}
+    if refund:
+        updates |= {"refunded_quantity": F("refunded_quantity") + qty, "refunded_amount": cents(F("refunded_amount") + amt)}
+    OrderLine.objects.filter(pk__in=[pk for pk, _, _ in moves]).update(**updates)
+
+
+def _request_moves(refund: RefundRequest) -> list[tuple[int, int, Decimal]]:
+    return list(refund.lines.values_list("order_line_id", "quantity", "amount"))
 
 
 def _line_amount(line: OrderLine, qty: int) -> Decimal:
@@ -766,10 +776,7 @@ def _release_holds(refund: RefundRequest) -> None:
     """Give back what the request held on the order; the caller holds the order and line locks."""
     if refund.holds_released_at is not None:
         return
-    for rl in refund.lines.all():
-        OrderLine.objects.filter(pk=rl.order_line_id).update(
-            held_quantity=F("held_quantity") - rl.quantity, held_amount=cents(F("held_amount") - rl.amount)
-        )
+    _shift_lines(_request_moves(refund), hold=-1)
     Order.objects.filter(pk=refund.order_id).update(held_total=cents(F("held_total") - refund.amount_requested))
     refund.holds_released_at = timezone.now()
     refund.save(update_fields=["holds_released_at"])
@@ -1103,13 +1110,7 @@ def payout_record_result(*, payout_id: int, reference: str = "", error: str = ""
 
 def _complete(refund: RefundRequest) -> None:
     """Every payout succeeded: the held units become refunded, what was not paid is released."""
-    for rl in refund.lines.all():
-        OrderLine.objects.filter(pk=rl.order_line_id).update(
-            held_quantity=F("held_quantity") - rl.quantity,
-            held_amount=cents(F("held_amount") - rl.amount),
-            refunded_quantity=F("refunded_quantity") + rl.quantity,
-            refunded_amount=cents(F("refunded_amount") + rl.amount),
-        )
+    _shift_lines(_request_moves(refund), hold=-1, refund=True)
     unpaid = refund.amount_requested - refund.amount_paid
     if unpaid:
         Order.objects.filter(pk=refund.order_id).update(held_total=cents(F("held_total") - unpaid))
