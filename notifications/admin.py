@@ -16,6 +16,7 @@ from django.utils.translation import ngettext
 from notifications import selectors, services
 from notifications.models import MessageTemplate, Notification, SlaBreach, SlaLimit, StaffMessage
 from notifications.rendering import preview
+from refunds.admin.common import ReadOnlyAdminMixin
 
 
 class RefundNumberSearchMixin:
@@ -42,7 +43,7 @@ class ProblemFilter(admin.SimpleListFilter):
 
 
 @admin.register(Notification)
-class NotificationAdmin(RefundNumberSearchMixin, admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdminMixin, RefundNumberSearchMixin, admin.ModelAdmin):
     list_display = ["__str__", "channel", "status", "attempts", "next_attempt_at", "error", "refund", "created_at"]
     list_filter = [ProblemFilter, "status", "channel", "event"]
     list_select_related = ["refund"]
@@ -60,15 +61,6 @@ class NotificationAdmin(RefundNumberSearchMixin, admin.ModelAdmin):
     @admin.display(description=_("last error"))
     def error(self, obj):
         return obj.last_error[:120]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description=_("Resend the selected dead or failed messages"))
     def resend(self, request, queryset):
@@ -98,7 +90,7 @@ class ReadFilter(admin.SimpleListFilter):
 
 
 @admin.register(StaffMessage)
-class StaffInboxAdmin(RefundNumberSearchMixin, admin.ModelAdmin):
+class StaffInboxAdmin(ReadOnlyAdminMixin, RefundNumberSearchMixin, admin.ModelAdmin):
     list_display = ["unread_mark", "subject", "recipient", "refund", "created_at"]
     list_display_links = ["subject"]
     list_filter = [ReadFilter, "event"]
@@ -119,15 +111,6 @@ class StaffInboxAdmin(RefundNumberSearchMixin, admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_staff
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="", boolean=False)
     def unread_mark(self, obj):

@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from orders.masking import email_for, phone_for, reference_for
 from orders.models import Channel, Customer, Order, OrderLine
+from refunds.admin.common import ReadOnlyAdminMixin
 from refunds.admin.counting import EstimatedCountPaginator
 
 
@@ -47,7 +48,7 @@ class OrderLineInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(ViewerMixin, admin.ModelAdmin):
+class OrderAdmin(ReadOnlyAdminMixin, ViewerMixin, admin.ModelAdmin):
     list_display = ["number", "channel", "customer_name", "state", "paid_total", "refunded_total", "placed_at"]
     list_filter = ["channel", "state"]
     list_select_related = ["channel", "customer"]
@@ -83,15 +84,6 @@ class OrderAdmin(ViewerMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("channel", "customer", "payment")
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     @admin.display(description=_("customer"))
     def customer_name(self, obj):
         return obj.customer.name or obj.customer.external_id
@@ -109,7 +101,7 @@ class OrderAdmin(ViewerMixin, admin.ModelAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(ViewerMixin, admin.ModelAdmin):
+class CustomerAdmin(ReadOnlyAdminMixin, ViewerMixin, admin.ModelAdmin):
     list_display = ["display_name", "channel", "external_id", "masked_phone", "masked_email", "created_at"]
     list_filter = ["channel"]
     list_select_related = ["channel"]
@@ -126,15 +118,6 @@ class CustomerAdmin(ViewerMixin, admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
         return (queryset.filter(external_id=term) if term else queryset), False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=_("name"))
     def display_name(self, obj):

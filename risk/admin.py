@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from orders.actors import Actor
+from refunds.admin.common import ReadOnlyAdminMixin
 from refunds.errors import RefundError
 from risk import selectors, services
 from risk.models import RiskProfile, RiskSettings, RiskSettingsChange, WatchlistEntry
@@ -152,24 +153,15 @@ class RiskSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(RiskSettingsChange)
-class RiskSettingsChangeAdmin(admin.ModelAdmin):
+class RiskSettingsChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["changed_at", "field", "old_value", "new_value", "changed_by", "note"]
     list_select_related = ["changed_by"]
     list_filter = ["field"]
     search_fields = ["field", "changed_by__username"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(RiskProfile)
-class RiskProfileAdmin(admin.ModelAdmin):
+class RiskProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "customer",
         "orders_90d",
@@ -184,15 +176,6 @@ class RiskProfileAdmin(admin.ModelAdmin):
     ]
     list_select_related = ["customer"]
     search_fields = ["customer__name", "customer__external_id", "customer__phone"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         return [path("report/", self.admin_site.admin_view(self.report_view), name="risk_report"), *super().get_urls()]

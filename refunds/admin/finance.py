@@ -34,6 +34,7 @@ from orders.actors import Actor
 from orders.resources import COLUMNS, FORMATS, import_orders
 from orders.services_import import PERM_IMPORT as PERM_IMPORT_ORDERS
 from refunds import selectors_finance, services
+from refunds.admin.common import ReadOnlyAdminMixin
 from refunds.admin.counting import EstimatedCountPaginator
 from refunds.errors import RefundError
 from refunds.models import Payout, PayoutBatch, RefundRequest
@@ -95,7 +96,7 @@ class PayoutStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Payout)
-class PayoutAdmin(admin.ModelAdmin):
+class PayoutAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["payout_no", "request_no", "customer", "method", "amount_cell", "age", "first_approver", "row_buttons"]
     list_filter = [PayoutStateFilter, "method"]
     list_select_related = ["request__customer", "first_approved_by"]
@@ -133,16 +134,7 @@ class PayoutAdmin(admin.ModelAdmin):
     change_list_template = "admin/refunds/payout/change_list.html"
     change_form_template = "admin/refunds/payout/change_form.html"
 
-    # --- permissions: state is read-only, transitions go through services ---------------
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    # --- permissions: rows are read-only (ReadOnlyAdminMixin); transitions go through services
 
     def has_approve_permission(self, request):
         return request.user.has_perm(PERM_APPROVE)
@@ -588,7 +580,7 @@ def _small_table_response(table, fmt, filename):
 
 
 @admin.register(PayoutBatch)
-class PayoutBatchAdmin(admin.ModelAdmin):
+class PayoutBatchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["__str__", "created_by", "created_at", "batch_size", "batch_total", "note"]
     list_select_related = ["created_by"]
     ordering = ["-created_at", "-pk"]
@@ -597,15 +589,6 @@ class PayoutBatchAdmin(admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     fields = ["created_by", "created_at", "note"]
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         return selectors_finance.payout_batch_list()

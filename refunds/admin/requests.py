@@ -25,6 +25,7 @@ from orders.actors import Actor
 from orders.masking import FULL, can_see_customers, email_for, phone_for, pii_level, reference_for
 from orders.models import Channel, Order
 from refunds import selectors, services
+from refunds.admin.common import DefaultQueueFilter, ReadOnlyAdminMixin
 from refunds.admin.counting import EstimatedCountPaginator
 from refunds.errors import RefundError, RefundValidationError
 from refunds.models import Reason, RefundMethod, RefundRequest
@@ -36,11 +37,12 @@ State = RefundRequest.State
 # --- filters -----------------------------------------------------------------------------
 
 
-class QueueFilter(admin.SimpleListFilter):
+class QueueFilter(DefaultQueueFilter):
     """The support queue by default; any single state, or everything, on request."""
 
     title = _("state")
     parameter_name = "queue"
+    default_label = _("Support queue (under review, awaiting customer)")
     QUEUE, ALL = "", "all"
 
     def lookups(self, request, model_admin):
@@ -55,20 +57,6 @@ class QueueFilter(admin.SimpleListFilter):
         if value in State.values:
             return queryset.filter(state=value)
         return queryset.none()
-
-    def choices(self, changelist):
-        value = self.value()
-        yield {
-            "selected": value in (None, self.QUEUE),
-            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
-            "display": _("Support queue (under review, awaiting customer)"),
-        }
-        for lookup, title in self.lookup_choices:
-            yield {
-                "selected": value == str(lookup),
-                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
-                "display": title,
-            }
 
 
 class AgeFilter(admin.SimpleListFilter):
@@ -199,7 +187,7 @@ def error_text(exc: RefundError) -> str:
 
 
 @admin.register(RefundRequest)
-class RefundRequestAdmin(admin.ModelAdmin):
+class RefundRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["number_link", "age", "reason", "why_escalated", "risk", "amount", "channel_name", "state"]
     list_display_links = None
     list_filter = [QueueFilter, "channel", "reason", AgeFilter]
@@ -248,16 +236,6 @@ class RefundRequestAdmin(admin.ModelAdmin):
         if match:
             return queryset.filter(pk=int(match.group(1))), False
         return queryset.filter(order__number=term), False
-
-    # Nobody edits a request as a form: every change is a button that calls a service.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=_("number"), ordering="pk")
     def number_link(self, obj):

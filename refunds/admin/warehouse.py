@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from orders.actors import Actor
 from refunds import selectors, services
+from refunds.admin.common import DefaultQueueFilter, ReadOnlyAdminMixin
 from refunds.admin.counting import EstimatedCountPaginator
 from refunds.admin.requests import age_text, error_text
 from refunds.errors import RefundError
@@ -23,11 +24,12 @@ from refunds.models import Inspection, RefundRequest, ReturnParcel
 State = RefundRequest.State
 
 
-class ParcelQueueFilter(admin.SimpleListFilter):
+class ParcelQueueFilter(DefaultQueueFilter):
     """Parcels expected or on their way by default; received ones or all on request."""
 
     title = _("state")
     parameter_name = "queue"
+    default_label = _("Expected and in transit")
 
     def lookups(self, request, model_admin):
         return [
@@ -48,20 +50,6 @@ class ParcelQueueFilter(admin.SimpleListFilter):
             return queryset.filter(request__state=value)
         return queryset.none()
 
-    def choices(self, changelist):
-        value = self.value()
-        yield {
-            "selected": value in (None, ""),
-            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
-            "display": _("Expected and in transit"),
-        }
-        for lookup, title in self.lookup_choices:
-            yield {
-                "selected": value == str(lookup),
-                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
-                "display": title,
-            }
-
 
 class ScanForm(forms.Form):
     code = forms.CharField(label=_("Return code or tracking number"), max_length=64)
@@ -78,7 +66,7 @@ PERM_RECEIVE = services.PERM_RECEIVE
 
 
 @admin.register(ReturnParcel)
-class ReturnParcelAdmin(admin.ModelAdmin):
+class ReturnParcelAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["return_code", "tracking", "request_number", "request_state", "age", "deadline"]
     list_filter = [ParcelQueueFilter]
     search_fields = ["return_code", "tracking_number"]
@@ -102,15 +90,6 @@ class ReturnParcelAdmin(admin.ModelAdmin):
         if not term:
             return queryset, False
         return queryset.filter(return_code=term) | queryset.filter(tracking_number=term), False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=_("tracking"))
     def tracking(self, obj):
