@@ -63,37 +63,28 @@ class WatchlistEntryAdmin(admin.ModelAdmin):
     search_fields = ["customer__name", "customer__external_id", "customer__phone"]
     raw_id_fields = ["customer"]
 
+    # An entry is never edited: it is added, and later removed with a note.
+    ENTRY_FIELDS = [
+        "customer",
+        "reason",
+        "source",
+        "evidence",
+        "added_by",
+        "added_at",
+        "expires_at",
+        "removed_at",
+        "removed_by",
+        "note",
+    ]
+
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["customer", "note", "expires_at"]
-        return [
-            "customer",
-            "reason",
-            "source",
-            "evidence",
-            "added_by",
-            "added_at",
-            "expires_at",
-            "removed_at",
-            "removed_by",
-            "note",
-        ] + (["remove_with_note"] if obj.removed_at is None and self.has_change_permission(request, obj) else [])
+        removable = obj.removed_at is None and self.has_change_permission(request, obj)
+        return self.ENTRY_FIELDS + (["remove_with_note"] if removable else [])
 
     def get_readonly_fields(self, request, obj=None):
-        if obj is None:
-            return []
-        return [
-            "customer",
-            "reason",
-            "source",
-            "evidence",
-            "added_by",
-            "added_at",
-            "expires_at",
-            "removed_at",
-            "removed_by",
-            "note",
-        ]
+        return [] if obj is None else self.ENTRY_FIELDS
 
     def has_change_permission(self, request, obj=None):
         return request.user.has_perm(services.PERM_MANAGE_WATCHLIST) and super().has_change_permission(request, obj)
