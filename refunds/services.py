@@ -8,12 +8,13 @@ to run after commit. A refused call raises a `RefundError` subclass and changes 
 """
 
 import secrets
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, DecimalField, F, IntegerField, Q, Value, When
 from django.db.models.functions import Round
 from django.utils import timezone
@@ -23,7 +24,7 @@ from config.q2 import enqueue_on_commit
 from notifications.services import notify_customer, notify_staff
 from orders.actors import SYSTEM, Actor
 from orders.models import Order, OrderLine, Shipment, TrackingEvent
-from refunds import rules
+from refunds import intake, rules
 from refunds.errors import (
     ActionForbidden,
     IdempotencyConflict,
@@ -113,7 +114,14 @@ def _require(actor: Actor, *, perm: str | None = None, channel_ok: bool = False,
         raise ActionForbidden(f"{actor.label} is not allowed to do this.")
 
 
-def record_event(
+def record_event(refund: RefundRequest, **kwargs) -> RefundEvent:
+    """Write the event of an action on `refund` (see `build_event` for the arguments)."""
+    event = build_event(refund, **kwargs)
+    event.save(force_insert=True)
+    return event
+
+
+def build_event(
     refund: RefundRequest,
     *,
     actor: Actor,
@@ -124,7 +132,7 @@ def record_event(
     payout: Payout | None = None,
     to_state: str | None = None,
 ) -> RefundEvent:
-    return RefundEvent.objects.create(
+    return RefundEvent(
         request=refund,
         payout=payout,
         action=action,
@@ -208,57 +216,108 @@ def refund_submit(
     if errors:
         raise RefundValidationError(errors)
 
+    where = {"channel_id": (order_channel or channel).pk, "number": order_number}
+    new = {
+        "actor": actor,
+        "channel": channel,
+        "idempotency_key": idempotency_key,
+        "kind": kind,
+        "reason": reason,
+        "lines": lines,
+        "refund_method": refund_method,
+        "customer_note": customer_note,
+        "body_fingerprint": body_fingerprint,
+    }
+    if intake.CHECKED_WRITE:
+        answer = _submit_checked(where, new)
+        if answer is not None:
+            return answer
     try:
-        with transaction.atomic():
-            order = (
-                Order.objects.select_for_update(no_key=True).filter(channel=order_channel or channel, number=order_number).first()
-            )
+        with transaction.atomic(), connection.cursor() as cursor:
             # The key is looked up only under the order's lock: a concurrent POST with the same
-            # key waits there and then finds the first one's request. A look-up before the lock
-            # would only spare replays the wait, at one more query for every new request.
-            existing = _find_idempotent(channel, idempotency_key, body_fingerprint)
+            # key waits there and then finds the first one's request.
+            order, order_lines = intake.lock_order(cursor, **where)
+            existing = _find_idempotent(cursor, channel, idempotency_key, body_fingerprint)
             if existing:
                 return existing, False
             if order is None:
+                if intake.order_exists(cursor, **where):
+                    raise RefundValidationError({"lines": ["Nothing is left to refund on this order."]})
                 raise NotFound(f"Order {order_number} does not exist.")
-            refund = _create_request(
-                actor=actor,
-                channel=channel,
-                order=order,
-                idempotency_key=idempotency_key,
-                kind=kind,
-                reason=reason,
-                lines=lines,
-                refund_method=refund_method,
-                customer_note=customer_note,
-                body_fingerprint=body_fingerprint,
-            )
+            refund, taken, refund_lines, event = _new_request(order, order_lines, **new)
+            intake.hold(cursor, order=order, moves=taken)
+            intake.insert(cursor, [refund])
+            for obj in (*refund_lines, event):
+                obj.request = refund
+            intake.insert(cursor, refund_lines)
+            intake.insert(cursor, [event])
+            _submitted(refund, refund_lines, event)
     except IntegrityError:
         # The same key raced in on another order: the unique constraint decided.
-        existing = _find_idempotent(channel, idempotency_key, body_fingerprint)
+        with connection.cursor() as cursor:
+            existing = _find_idempotent(cursor, channel, idempotency_key, body_fingerprint)
         if existing:
             return existing, False
         raise
     return refund, True
 
 
-def _find_idempotent(channel, key: str, fingerprint: str) -> RefundRequest | None:
-    # Not .first(): its ORDER BY pk can lead the planner away from the unique (channel, key) index.
-    existing = next(iter(RefundRequest.objects.filter(channel=channel, idempotency_key=key)[:1]), None)
-    if existing is not None and existing.body_fingerprint != fingerprint:
+def _submit_checked(where: dict, new: dict) -> tuple[RefundRequest, bool] | None:
+    """Intake in two statements and no transaction of its own (PostgreSQL): read the order,
+    its lines and the key without locks, decide in Python, then write with one statement
+    that proves under the locks that nothing it read has changed (`intake.write_checked`).
+
+    An answer from the read (a replay, or a 400 for what is not left) is the truth as it was
+    committed at that moment. None means "take the locked path": the order is missing or has
+    no lines (it says which), or something changed between the read and the write, such as a
+    concurrent request for the same lines or the same key.
+    """
+    channel, key, fingerprint = new["channel"], new["idempotency_key"], new["body_fingerprint"]
+    with connection.cursor() as cursor:
+        order, order_lines, match = intake.read_unlocked(cursor, **where, key_channel_id=channel.pk, key=key)
+    if match is not None:
+        return _replay(match, fingerprint), False
+    if order is None:
+        return None
+    refund, taken, refund_lines, event = _new_request(order, order_lines, **new)
+    # Inside a caller's transaction the statement gets a savepoint, so that a failed check
+    # leaves that transaction usable; on its own it commits by itself (autocommit).
+    try:
+        with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
+            intake.write_checked(
+                cursor,
+                order=order,
+                moves=taken,
+                refund=refund,
+                refund_lines=refund_lines,
+                event=event,
+            )
+    except IntegrityError:
+        return None
+    _submitted(refund, refund_lines, event)
+    return refund, True
+
+
+def _find_idempotent(cursor, channel, key: str, fingerprint: str) -> RefundRequest | None:
+    match = intake.idempotent_match(cursor, channel_id=channel.pk, key=key)
+    return _replay(match, fingerprint) if match is not None else None
+
+
+def _replay(match: tuple[int, str], fingerprint: str) -> RefundRequest:
+    """The request a repeated Idempotency-Key names, if the body is the same."""
+    if match[1] != fingerprint:
         raise IdempotencyConflict("This Idempotency-Key was already used with a different body.")
-    return existing
+    return RefundRequest.objects.get(pk=match[0])
 
 
-def _create_request(
-    *, actor, channel, order, idempotency_key, kind, reason, lines, refund_method, customer_note, body_fingerprint
-):
-    order_lines = {line.sku: line for line in OrderLine.objects.select_for_update(no_key=True).filter(order=order).order_by("pk")}
+def _new_request(
+    order, order_lines, *, actor, channel, idempotency_key, kind, reason, lines, refund_method, customer_note, body_fingerprint
+) -> tuple[RefundRequest, list[tuple[OrderLine, int, Decimal]], list[RefundLine], RefundEvent]:
+    """The request, what it takes from each order line, its lines and its `submit` event, none
+    of them saved yet. Raises RefundValidationError for what is not left to refund."""
     wanted = _resolve_lines(order_lines, lines)
     now = timezone.now()
-    taken: list[tuple[OrderLine, int, Decimal]] = []
-    for line, qty in wanted:
-        taken.append((line, qty, _line_amount(line, qty)))
+    taken: list[tuple[OrderLine, int, Decimal]] = [(line, qty, _line_amount(line, qty)) for line, qty in wanted]
     amount = sum((a for _, _, a in taken), Decimal("0.00"))
     if amount <= 0:
         raise RefundValidationError({"lines": ["Nothing is left to refund on this order."]})
@@ -266,11 +325,7 @@ def _create_request(
         raise RefundValidationError(
             {"lines": [f"{amount} is more than is left to refund on the order ({order.refundable_total})."]}
         )
-
-    _shift_lines([(line.pk, qty, a) for line, qty, a in taken], hold=+1)
-    Order.objects.filter(pk=order.pk).update(held_total=cents(F("held_total") + amount))
-
-    refund = RefundRequest.objects.create(
+    refund = RefundRequest(
         channel=channel,
         idempotency_key=idempotency_key,
         body_fingerprint=body_fingerprint,
@@ -286,18 +341,20 @@ def _create_request(
         state_changed_at=now,
         created_at=now,
     )
-    refund_lines = RefundLine.objects.bulk_create(
-        [RefundLine(request=refund, order_line=line, quantity=qty, amount=a) for line, qty, a in taken]
-    )
-    event = record_event(refund, actor=actor, action="submit", from_state="", note=customer_note)
-    # Intake is only the locked write. The evidence, the risk score and the customer's receipt
-    # are the first thing the evaluation task does (`_capture_intake_facts`), still before any
-    # decision; one task is one broker write per request.
+    event = build_event(refund, actor=actor, action="submit", from_state="", note=customer_note)
+    event.at = now
+    refund_lines = [RefundLine(request=refund, order_line=line, quantity=qty, amount=a) for line, qty, a in taken]
+    return refund, taken, refund_lines, event
+
+
+def _submitted(refund: RefundRequest, refund_lines: list[RefundLine], event: RefundEvent) -> None:
+    """After the request is written. Intake is only the write: the evidence, the risk score
+    and the customer's receipt are the first thing the evaluation task does
+    (`_capture_intake_facts`), still before any decision; one task, one broker write."""
     enqueue_on_commit("refunds.tasks.refund_evaluate_task", refund.pk)
     # The caller answers from what was just written instead of reading it back.
     _set_loaded(refund, "lines", refund_lines)
     _set_loaded(refund, "events", [event])
-    return refund
 
 
 def _set_loaded(instance, relation: str, objects: list) -> None:
