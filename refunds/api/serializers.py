@@ -122,3 +122,52 @@ class RefundMessageInSerializer(StrictSerializer):
 
 class WithdrawInSerializer(StrictSerializer):
     note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+# One unbound field of each kind formats values the way the serializers above do; a field's
+# `to_representation` needs no parent.
+_AT = serializers.DateTimeField()
+_MONEY = money()
+
+
+def submitted_representation(refund: RefundRequest, request) -> dict:
+    """`RefundDetailSerializer(refund).data` for a request the intake has just written: still
+    `submitted`, so no decision and no return instructions yet, its lines and its `submit`
+    event loaded. Built directly, it costs the POST a tenth of what instantiating the nested
+    serializers does (`bench/api_inprocess.py`); tests/api holds the two equal."""
+    return {
+        "id": refund.pk,
+        "number": refund.number,
+        "state": str(refund.state),
+        "order_number": refund.order.number,
+        "kind": refund.kind,
+        "reason": refund.reason,
+        "lines": [
+            {
+                "sku": line.order_line.sku,
+                "name": line.order_line.name,
+                "quantity": line.quantity,
+                "amount": _MONEY.to_representation(line.amount),
+            }
+            for line in refund.lines.all()
+        ],
+        "amount_requested": _MONEY.to_representation(refund.amount_requested),
+        "amount_approved": None if refund.amount_approved is None else _MONEY.to_representation(refund.amount_approved),
+        "amount_paid": _MONEY.to_representation(refund.amount_paid),
+        "currency": refund.currency,
+        "refund_method": refund.refund_method,
+        "created_at": _AT.to_representation(refund.created_at),
+        "url": request.build_absolute_uri(reverse("api-refund", args=[refund.pk])),
+        "decision": None,
+        "return_instructions": None,
+        "timeline": [
+            {
+                "action": event.action,
+                "state": event.to_state,
+                "at": _AT.to_representation(event.at),
+                "note": event.note if event.action in _PUBLIC_NOTES else "",
+            }
+            for event in refund.events.all()
+            if event.public
+        ],
+    }

@@ -23,6 +23,7 @@ from refunds.api.serializers import (
     RefundOutSerializer,
     ReturnShipmentInSerializer,
     WithdrawInSerializer,
+    submitted_representation,
 )
 from refunds.errors import NotFound
 from refunds.models import RefundRequest
@@ -127,8 +128,7 @@ class RefundListView(ChannelAPIMixin, APIView):
             return _detail(request, refund.pk)
         # A new request is answered from the objects the service just wrote (lines and the
         # submit event come loaded), not read back: it is `submitted` until the task decides.
-        refund.public_events = [event for event in refund.events.all() if event.public]
-        return Response(RefundDetailSerializer(refund, context={"request": request}).data, status=status.HTTP_201_CREATED)
+        return Response(submitted_representation(refund, request), status=status.HTTP_201_CREATED)
 
 
 class RefundDetailView(ChannelAPIMixin, APIView):
