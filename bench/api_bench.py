@@ -32,9 +32,10 @@ def sh(*args, env=None):
     subprocess.run(args, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
 
 
-def prepare(orders: int, env: dict) -> str:
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {DB}"], check=True)
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {DB}"], check=True)
+def prepare(orders: int, env: dict, db: str = DB) -> str:
+    """(Re)create `db` (env's DATABASE_URL must name it), seed it, and return the channel key."""
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {db}"], check=True)
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {db}"], check=True)
     sh(sys.executable, "manage.py", "migrate", "-v0", env=env)
     seed = f"""
 import secrets
