@@ -242,35 +242,46 @@ def read_unlocked(cursor, *, channel_id: int, number: str, key_channel_id: int, 
     return order, lines, match
 
 
+def _row(obj) -> tuple[tuple[str, ...], list]:
+    """(columns, values) to INSERT `obj` with: every field's `pre_save` and database
+    preparation run, as `save()` would; nullable fields that are None are left out (the
+    column is NULL all the same), which keeps the statement under psycopg's 50 parameters,
+    the most it caches the parsing of."""
+    columns, values = [], []
+    for field in _insert_sql(type(obj), connection.vendor)[3]:
+        value = field.pre_save(obj, True)
+        if value is None and field.null:
+            continue
+        columns.append(field.column)
+        values.append(field.get_db_prep_save(value, connection))
+    return tuple(columns), values
+
+
 @cache
-def _write_sql(vendor: str, n_lines: int) -> str:
+def _write_sql(vendor: str, request_columns: tuple[str, ...], event_columns: tuple[str, ...]) -> str:
     qn = connection.ops.quote_name
     order, line = Order._meta, OrderLine._meta
     col = lambda meta, name: qn(meta.get_field(name).column)  # noqa: E731
     ot, lt = qn(order.db_table), qn(line.db_table)
     oid, lid, l_order = col(order, "id"), col(line, "id"), col(line, "order")
     hq, ha, rq, ra = (col(line, f) for f in ("held_quantity", "held_amount", "refunded_quantity", "refunded_amount"))
-    want = ", ".join(["(%s::bigint, %s::integer, %s::numeric, %s::integer, %s::numeric, %s::integer, %s::numeric)"] * n_lines)
-    req_head, req_row, _, req_fields = _insert_sql(RefundRequest, vendor)
-    line_head, _, _, line_fields = _insert_sql(RefundLine, vendor)
-    event_head, _, _, event_fields = _insert_sql(RefundEvent, vendor)
-    line_row = (
-        "("
-        + ", ".join(
-            "(SELECT id FROM req)"
-            if f.name == "request"
-            else "(SELECT amount FROM cur WHERE cur.id = %s)"
-            if f.name == "amount"
-            else "%s"
-            for f in line_fields
-        )
-        + ")"
+    # A refund line is (request, order line, quantity, amount), all taken from the CTEs below.
+    refund_line = RefundLine._meta
+    assert [f.name for f in refund_line.local_concrete_fields if not f.primary_key] == [
+        "request",
+        "order_line",
+        "quantity",
+        "amount",
+    ], "RefundLine gained a field: write it in _write_sql"
+    request_id = col(RefundRequest._meta, "id")
+    event_values = ", ".join(
+        "(SELECT id FROM req)" if c == RefundEvent._meta.get_field("request").column else "%s" for c in event_columns
     )
-    event_row = "(" + ", ".join("(SELECT id FROM req)" if f.name == "request" else "%s" for f in event_fields) + ")"
     return (
         # The order's lock first, then the lines': the order every service locks in.
         f"WITH o AS (SELECT {oid} FROM {ot} WHERE {oid} = %s FOR NO KEY UPDATE),"
-        f" want (id, qty, amount, hq, ha, rq, ra) AS (VALUES {want}),"
+        " want AS (SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::numeric[], %s::integer[], %s::numeric[],"
+        " %s::integer[], %s::numeric[]) AS w (id, qty, amount, hq, ha, rq, ra)),"
         # A line is taken only if it is as `read_unlocked` saw it; after waiting for a lock,
         # PostgreSQL checks this again against the line's newest version.
         f" cur AS (SELECT l.{lid} AS id, want.qty, want.amount FROM {lt} l JOIN want ON l.{lid} = want.id"
@@ -280,12 +291,16 @@ def _write_sql(vendor: str, n_lines: int) -> str:
         f" FROM cur WHERE l.{lid} = cur.id RETURNING l.{lid}),"
         f" held_order AS (UPDATE {ot} SET {col(order, 'held_total')} = ROUND({col(order, 'held_total')} + %s, 2)"
         f" WHERE {oid} = %s RETURNING {oid}),"
-        f" req AS ({req_head}{req_row} RETURNING {qn(RefundRequest._meta.pk.column)} AS id),"
+        f" req AS (INSERT INTO {qn(RefundRequest._meta.db_table)} ({', '.join(qn(c) for c in request_columns)})"
+        f" VALUES ({', '.join(['%s'] * len(request_columns))}) RETURNING {request_id} AS id),"
         # A line that changed is not in `cur`: its amount is NULL, which the column refuses,
         # and the whole statement (holds included) is undone.
-        f" lines AS ({line_head}{', '.join([line_row] * n_lines)} RETURNING {qn(RefundLine._meta.pk.column)} AS id,"
-        f" {col(RefundLine._meta, 'order_line')} AS order_line_id),"
-        f" ev AS ({event_head}{event_row} RETURNING {qn(RefundEvent._meta.pk.column)} AS id)"
+        f" lines AS (INSERT INTO {qn(refund_line.db_table)}"
+        f" ({', '.join(qn(f.column) for f in refund_line.local_concrete_fields if not f.primary_key)})"
+        " SELECT req.id, want.id, want.qty, cur.amount FROM req CROSS JOIN want LEFT JOIN cur ON cur.id = want.id"
+        f" RETURNING {col(refund_line, 'id')} AS id, {col(refund_line, 'order_line')} AS order_line_id),"
+        f" ev AS (INSERT INTO {qn(RefundEvent._meta.db_table)} ({', '.join(qn(c) for c in event_columns)})"
+        f" VALUES ({event_values}) RETURNING {col(RefundEvent._meta, 'id')} AS id)"
         " SELECT (SELECT id FROM req), (SELECT id FROM ev), (SELECT count(*) FROM held), (SELECT count(*) FROM held_order),"
         " lines.id, lines.order_line_id FROM lines"
     )
@@ -295,25 +310,30 @@ def write_checked(cursor, *, order: Order, moves: list[tuple[OrderLine, int, Dec
     """Hold `moves` on the order's lines and the order and insert the request, its lines and
     its event, in one statement that first proves, under the order's and the lines' locks,
     that every line is still as read. If one is not, the statement changes nothing and
-    raises IntegrityError (the caller then takes the locked path). PostgreSQL only."""
-    prep = lambda obj, fields: [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]  # noqa: E731
-    _, _, _, req_fields = _insert_sql(RefundRequest, connection.vendor)
-    _, _, _, line_fields = _insert_sql(RefundLine, connection.vendor)
-    _, _, _, event_fields = _insert_sql(RefundEvent, connection.vendor)
+    raises IntegrityError (the caller then takes the locked path). PostgreSQL only. The
+    lines are written from `moves`; `refund_lines` (one per move, in order) get their pks."""
+    request_columns, request_values = _row(refund)
+    event_request = RefundEvent._meta.get_field("request").column
+    event_columns, event_values = _row(event)
+    if event_request not in event_columns:  # the request has no pk yet: the statement fills it in
+        event_columns, event_values = (event_request, *event_columns), [None, *event_values]
     total = sum((amount for _, _, amount in moves), Decimal("0.00"))
-    params: list = [order.pk]
-    for line, qty, amount in moves:
-        params += [line.pk, qty, amount, line.held_quantity, line.held_amount, line.refunded_quantity, line.refunded_amount]
-    params += [total, order.pk]
-    params += prep(refund, req_fields)
-    for refund_line in refund_lines:
-        params += [
-            refund_line.order_line_id if f.name == "amount" else v
-            for f, v in zip(line_fields, prep(refund_line, line_fields), strict=True)
-            if f.name != "request"
-        ]
-    params += [v for f, v in zip(event_fields, prep(event, event_fields), strict=True) if f.name != "request"]
-    cursor.execute(_write_sql(connection.vendor, len(moves)), params)
+    lines = [line for line, _, _ in moves]
+    params = [
+        order.pk,
+        [line.pk for line in lines],
+        [qty for _, qty, _ in moves],
+        [amount for _, _, amount in moves],
+        [line.held_quantity for line in lines],
+        [line.held_amount for line in lines],
+        [line.refunded_quantity for line in lines],
+        [line.refunded_amount for line in lines],
+        total,
+        order.pk,
+        *request_values,
+        *(v for c, v in zip(event_columns, event_values, strict=True) if c != event_request),
+    ]
+    cursor.execute(_write_sql(connection.vendor, request_columns, event_columns), params)
     rows = cursor.fetchall()
     refund_id, event_id, held_lines, held_orders = rows[0][:4]
     if (
