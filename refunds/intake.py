@@ -2,15 +2,22 @@
 
 Intake is the product's hottest write: every channel's every request passes here, under the
 order's lock. Through the ORM it cost some 5 ms of Python per request, most of it compiling
-the same eight statements again each time (`bench/api_inprocess.py`). Here each statement's
-text is built once per database vendor from the models' own table and column names, and
-each request only binds its values. The rules stay where they were: `refunds.services`
-validates, decides what is held, and calls these in its transaction; the check constraints
-on orders and lines still refuse any hold beyond what was paid.
+the same eight statements again each time, and as many round trips to the database
+(`bench/api_inprocess.py`). Each statement's text here is built once per database vendor
+from the models' own table and column names; each request only binds its values.
 
-The SQL is portable: PostgreSQL locks with `FOR NO KEY UPDATE`; SQLite has no row locks
-and takes the database's write lock when the transaction begins (`transaction_mode`
-IMMEDIATE in the settings), which serializes intakes just the same.
+Two ways, one set of rules (`refunds.services.refund_submit` chooses):
+
+- On PostgreSQL, `submit` is the whole intake in one statement without a transaction of its
+  own: lock, work the amounts out, hold, insert. The check, unique and not-null constraints
+  refuse anything wrong, and a refused statement writes nothing.
+- The locked path (`lock_order`, `idempotent_match`, `hold`, `insert`) runs in the service's
+  transaction: always on SQLite, and on PostgreSQL after `submit` refused, to say exactly
+  why or to answer a replay. It is portable: PostgreSQL locks rows with `FOR NO KEY
+  UPDATE`; SQLite takes the database's write lock when the transaction begins
+  (`transaction_mode` IMMEDIATE in the settings), which serializes intakes just the same.
+
+Either way the check constraints on orders and lines refuse any hold beyond what was paid.
 """
 
 from dataclasses import dataclass
@@ -23,9 +30,9 @@ from orders.models import Order, OrderLine
 from refunds.models import RefundEvent, RefundLine, RefundRequest
 
 CENT = Decimal("0.01")
-# PostgreSQL takes the two-statement path (`read_unlocked`, then `write_checked`); other
-# databases, and PostgreSQL whenever the check fails, the locked one.
-CHECKED_WRITE = connection.vendor == "postgresql"
+# PostgreSQL takes a request in one statement (`submit`); other databases, and whatever that
+# statement refuses, the locked path.
+ONE_STATEMENT = connection.vendor == "postgresql"
 
 
 def _money(value) -> Decimal:
@@ -71,7 +78,6 @@ LINE_FIELDS = (
 @dataclass(frozen=True)
 class _Statements:
     lock: str
-    read_unlocked: str
     order_exists: str
     idempotent: str
     hold_order: str
@@ -96,15 +102,8 @@ def _statements(vendor: str) -> _Statements:
         # The order and its lines, locked in one statement (the order's row first, then the
         # lines by pk: the lock order every service keeps).
         lock=f"SELECT {order_and_lines}{_lock_clause()}",
-        read_unlocked=(
-            f"SELECT (SELECT {col(refund, 'id')} {key_match}), (SELECT {col(refund, 'body_fingerprint')} {key_match}),"
-            f" {order_and_lines}"
-        ),
         order_exists=(f"SELECT 1 FROM {qn(order.db_table)} WHERE {col(order, 'channel')} = %s AND {col(order, 'number')} = %s"),
-        idempotent=(
-            f"SELECT {col(refund, 'id')}, {col(refund, 'body_fingerprint')} FROM {qn(refund.db_table)}"
-            f" WHERE {col(refund, 'channel')} = %s AND {col(refund, 'idempotency_key')} = %s"
-        ),
+        idempotent=f"SELECT {col(refund, 'id')}, {col(refund, 'body_fingerprint')} {key_match}",
         hold_order=(
             f"UPDATE {qn(order.db_table)} SET {col(order, 'held_total')} = ROUND({col(order, 'held_total')} + %s, 2)"
             f" WHERE {col(order, 'id')} = %s"
@@ -201,54 +200,21 @@ def hold(cursor, *, order: Order, moves: list[tuple[OrderLine, int, Decimal]]) -
 
 
 @cache
-def _insert_sql(model, vendor: str) -> tuple[str, str, str, list]:
-    """(head, one row's placeholders, returning clause, fields) of an INSERT for `model`."""
-    qn = connection.ops.quote_name
-    meta = model._meta
-    fields = [f for f in meta.local_concrete_fields if not f.primary_key]
-    head = f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) VALUES "
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    return head, row, f" RETURNING {qn(meta.pk.column)}", fields
+def _fields(model) -> list:
+    """The fields an INSERT of `model` writes: all but the primary key."""
+    return [f for f in model._meta.local_concrete_fields if not f.primary_key]
 
 
-def insert(cursor, objs: list) -> None:
-    """INSERT new instances of one model in one statement and set their pks, as `save()` and
-    `bulk_create()` would: every field's `pre_save` (auto_now) and database preparation run;
-    the ORM's query compilation does not. The models saved here have no save signals."""
-    head, row, returning, fields = _insert_sql(type(objs[0]), connection.vendor)
-    params = []
-    for obj in objs:
-        params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
-    cursor.execute(head + ", ".join([row] * len(objs)) + returning, params)
-    for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = connection.alias
-
-
-# --- PostgreSQL: read without locks, then one statement that checks and writes -------------
-
-
-def read_unlocked(cursor, *, channel_id: int, number: str, key_channel_id: int, key: str):
-    """The order, its lines and the Idempotency-Key's match, as committed now, in one
-    statement without locks: (order or None, lines by SKU, (id, fingerprint) or None).
-    What it read is what `write_checked` then proves unchanged under the locks."""
-    cursor.execute(_statements(connection.vendor).read_unlocked, [key_channel_id, key, key_channel_id, key, channel_id, number])
-    rows = cursor.fetchall()
-    if not rows:
-        return None, {}, None
-    match = (rows[0][0], rows[0][1]) if rows[0][0] is not None else None
-    order, lines = _build(channel_id, number, [row[2:] for row in rows])
-    return order, lines, match
-
-
-def _row(obj) -> tuple[tuple[str, ...], list]:
-    """(columns, values) to INSERT `obj` with: every field's `pre_save` and database
-    preparation run, as `save()` would; nullable fields that are None are left out (the
-    column is NULL all the same), which keeps the statement under psycopg's 50 parameters,
-    the most it caches the parsing of."""
+def _row(obj, skip: tuple[str, ...] = ()) -> tuple[tuple[str, ...], list]:
+    """(columns, values) to INSERT `obj` with, but for the `skip` columns: every field's
+    `pre_save` (auto_now) and database preparation run, as `save()` would; the ORM's query
+    compilation does not. Nullable fields that are None are left out (the column is NULL
+    all the same), which keeps `submit` under psycopg's 50 parameters, the most it caches
+    the parsing of. The models written here have no save signals."""
     columns, values = [], []
-    for field in _insert_sql(type(obj), connection.vendor)[3]:
+    for field in _fields(type(obj)):
+        if field.column in skip:
+            continue
         value = field.pre_save(obj, True)
         if value is None and field.null:
             continue
@@ -257,98 +223,163 @@ def _row(obj) -> tuple[tuple[str, ...], list]:
     return tuple(columns), values
 
 
-@cache
-def _write_sql(vendor: str, request_columns: tuple[str, ...], event_columns: tuple[str, ...]) -> str:
+def _saved(obj, pk) -> None:
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = connection.alias
+
+
+def insert(cursor, objs: list) -> None:
+    """INSERT new instances of one model (setting the same columns) in one statement and set
+    their pks, as `save()` and `bulk_create()` would."""
     qn = connection.ops.quote_name
-    order, line = Order._meta, OrderLine._meta
+    rows = [_row(obj) for obj in objs]
+    columns = rows[0][0]
+    if any(row_columns != columns for row_columns, _ in rows):
+        raise ValueError("Objects inserted together must set the same columns.")
+    meta = type(objs[0])._meta
+    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    cursor.execute(
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(c) for c in columns)}) VALUES {', '.join([placeholders] * len(objs))}"
+        f" RETURNING {qn(meta.pk.column)}",
+        [value for _, values in rows for value in values],
+    )
+    for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
+        _saved(obj, pk)
+
+
+# --- PostgreSQL: the whole intake in one statement ----------------------------------------
+
+
+# Columns of the request and of its event that the statement fills in itself.
+_FROM_ORDER = ("order_id", "customer_id", "currency", "amount_requested")
+_FROM_REQUEST = ("request_id",)
+
+
+@cache
+def _submit_sql(vendor: str, request_columns: tuple[str, ...], event_columns: tuple[str, ...]) -> str:
+    qn = connection.ops.quote_name
+    order, line, refund, refund_line, event = (
+        Order._meta,
+        OrderLine._meta,
+        RefundRequest._meta,
+        RefundLine._meta,
+        RefundEvent._meta,
+    )
     col = lambda meta, name: qn(meta.get_field(name).column)  # noqa: E731
     ot, lt = qn(order.db_table), qn(line.db_table)
-    oid, lid, l_order = col(order, "id"), col(line, "id"), col(line, "order")
+    oid, lid = col(order, "id"), col(line, "id")
     hq, ha, rq, ra = (col(line, f) for f in ("held_quantity", "held_amount", "refunded_quantity", "refunded_amount"))
-    # A refund line is (request, order line, quantity, amount), all taken from the CTEs below.
-    refund_line = RefundLine._meta
+    # The columns these expressions fill are those named in _FROM_ORDER and _FROM_REQUEST.
+    by_column = {f.column: f.name for f in refund.concrete_fields}
+    assert [by_column[c] for c in _FROM_ORDER] == ["order", "customer", "currency", "amount_requested"]
+    assert event.get_field("request").column == _FROM_REQUEST[0]
+    filled = {
+        "order_id": "(SELECT id FROM o)",
+        "customer_id": "(SELECT customer_id FROM o)",
+        "currency": "(SELECT currency FROM o)",
+        # NULL, which the column refuses, unless every SKU asked for is on the order (for the
+        # whole order: unless some line has something left).
+        "amount_requested": "(SELECT CASE WHEN n = COALESCE(%s, n) AND n > 0 THEN amount END FROM total)",
+    }
     assert [f.name for f in refund_line.local_concrete_fields if not f.primary_key] == [
         "request",
         "order_line",
         "quantity",
         "amount",
-    ], "RefundLine gained a field: write it in _write_sql"
-    request_id = col(RefundRequest._meta, "id")
-    event_values = ", ".join(
-        "(SELECT id FROM req)" if c == RefundEvent._meta.get_field("request").column else "%s" for c in event_columns
-    )
+    ], "RefundLine gained a field: write it in _submit_sql"
+    request_cols = (*request_columns, *_FROM_ORDER)
+    request_values = ["%s"] * len(request_columns) + [filled[c] for c in _FROM_ORDER]
+    event_cols = (*event_columns, *_FROM_REQUEST)
+    event_values = ["%s"] * len(event_columns) + ["(SELECT id FROM req)"]
     return (
-        # The order's lock first, then the lines': the order every service locks in.
-        f"WITH o AS (SELECT {oid} FROM {ot} WHERE {oid} = %s FOR NO KEY UPDATE),"
-        " want AS (SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::numeric[], %s::integer[], %s::numeric[],"
-        " %s::integer[], %s::numeric[]) AS w (id, qty, amount, hq, ha, rq, ra)),"
-        # A line is taken only if it is as `read_unlocked` saw it; after waiting for a lock,
-        # PostgreSQL checks this again against the line's newest version.
-        f" cur AS (SELECT l.{lid} AS id, want.qty, want.amount FROM {lt} l JOIN want ON l.{lid} = want.id"
-        f" JOIN o ON l.{l_order} = o.{oid}"
-        f" WHERE l.{hq} = want.hq AND l.{ha} = want.ha AND l.{rq} = want.rq AND l.{ra} = want.ra FOR NO KEY UPDATE OF l),"
-        f" held AS (UPDATE {lt} l SET {hq} = l.{hq} + cur.qty, {ha} = ROUND(l.{ha} + cur.amount, 2)"
-        f" FROM cur WHERE l.{lid} = cur.id RETURNING l.{lid}),"
-        f" held_order AS (UPDATE {ot} SET {col(order, 'held_total')} = ROUND({col(order, 'held_total')} + %s, 2)"
-        f" WHERE {oid} = %s RETURNING {oid}),"
-        f" req AS (INSERT INTO {qn(RefundRequest._meta.db_table)} ({', '.join(qn(c) for c in request_columns)})"
-        f" VALUES ({', '.join(['%s'] * len(request_columns))}) RETURNING {request_id} AS id),"
-        # A line that changed is not in `cur`: its amount is NULL, which the column refuses,
-        # and the whole statement (holds included) is undone.
+        # The order's lock first, then its lines': the order every service locks in. Rows
+        # locked after a wait are read as the waited-for transaction left them.
+        f"WITH o AS (SELECT {oid} AS id, {col(order, 'customer')} AS customer_id, {col(order, 'currency')} AS currency"
+        f" FROM {ot} WHERE {col(order, 'channel')} = %s AND {col(order, 'number')} = %s FOR NO KEY UPDATE),"
+        # SKUs and quantities asked for; both NULL for the whole order.
+        " asked AS (SELECT %s::text[] AS skus, %s::integer[] AS qtys, %s::text[] IS NULL AS whole),"
+        " ask AS (SELECT a.* FROM asked, unnest(asked.skus, asked.qtys) WITH ORDINALITY AS a (sku, qty, n)),"
+        f" l AS (SELECT line.{lid} AS id, line.{col(line, 'sku')} AS sku, line.{col(line, 'name')} AS name,"
+        f" line.{col(line, 'quantity')} AS quantity, line.{col(line, 'line_total')} AS line_total,"
+        f" line.{col(line, 'quantity')} - line.{rq} - line.{hq} AS left_qty,"
+        f" line.{col(line, 'line_total')} - line.{ra} - line.{ha} AS left_amount"
+        f" FROM {lt} line JOIN o ON line.{col(line, 'order')} = o.id"
+        f" WHERE (SELECT whole FROM asked) OR line.{col(line, 'sku')} IN (SELECT sku FROM ask)"
+        f" ORDER BY line.{lid} FOR NO KEY UPDATE OF line),"
+        # What each line gives: the quantity asked for, or for the whole order all that is left
+        # on every line that has some. refunds.services._line_amount, in SQL: the last units
+        # take whatever is left, so no cent is lost to rounding; ROUND on numeric rounds half
+        # up, as the service does.
+        " taken AS (SELECT l.*, COALESCE(ask.n, row_number() OVER (ORDER BY l.id)) AS n,"
+        " COALESCE(ask.qty, l.left_qty) AS qty FROM l LEFT JOIN ask ON ask.sku = l.sku"
+        " WHERE ask.sku IS NOT NULL OR ((SELECT whole FROM asked) AND l.left_qty > 0)),"
+        " calc AS (SELECT id, sku, name, n, qty, CASE WHEN qty = left_qty THEN left_amount"
+        " ELSE ROUND(line_total * qty / quantity, 2) END AS amount FROM taken),"
+        " total AS (SELECT count(*) AS n, sum(amount) AS amount FROM calc),"
+        # Asking for more than is left trips the lines' and the order's check constraints.
+        f" held AS (UPDATE {lt} line SET {hq} = line.{hq} + calc.qty, {ha} = ROUND(line.{ha} + calc.amount, 2)"
+        f" FROM calc WHERE line.{lid} = calc.id RETURNING line.{lid}),"
+        f" held_order AS (UPDATE {ot} SET {col(order, 'held_total')} = ROUND({col(order, 'held_total')}"
+        f" + (SELECT amount FROM total), 2) WHERE {oid} = (SELECT id FROM o) RETURNING {oid}),"
+        f" req AS (INSERT INTO {qn(refund.db_table)} ({', '.join(qn(c) for c in request_cols)})"
+        f" VALUES ({', '.join(request_values)}) RETURNING {col(refund, 'id')} AS id),"
         f" lines AS (INSERT INTO {qn(refund_line.db_table)}"
         f" ({', '.join(qn(f.column) for f in refund_line.local_concrete_fields if not f.primary_key)})"
-        " SELECT req.id, want.id, want.qty, cur.amount FROM req CROSS JOIN want LEFT JOIN cur ON cur.id = want.id"
+        # In the order asked for, as the locked path inserts them.
+        " SELECT req.id, calc.id, calc.qty, calc.amount FROM req CROSS JOIN calc ORDER BY calc.n"
         f" RETURNING {col(refund_line, 'id')} AS id, {col(refund_line, 'order_line')} AS order_line_id),"
-        f" ev AS (INSERT INTO {qn(RefundEvent._meta.db_table)} ({', '.join(qn(c) for c in event_columns)})"
-        f" VALUES ({event_values}) RETURNING {col(RefundEvent._meta, 'id')} AS id)"
+        f" ev AS (INSERT INTO {qn(event.db_table)} ({', '.join(qn(c) for c in event_cols)})"
+        f" VALUES ({', '.join(event_values)}) RETURNING {col(event, 'id')} AS id)"
         " SELECT (SELECT id FROM req), (SELECT id FROM ev), (SELECT count(*) FROM held), (SELECT count(*) FROM held_order),"
-        " lines.id, lines.order_line_id FROM lines"
+        " o.id, o.customer_id, o.currency, calc.id, calc.sku, calc.name, calc.qty, calc.amount, lines.id"
+        " FROM o CROSS JOIN calc JOIN lines ON lines.order_line_id = calc.id ORDER BY calc.n"
     )
 
 
-def write_checked(cursor, *, order: Order, moves: list[tuple[OrderLine, int, Decimal]], refund, refund_lines, event) -> None:
-    """Hold `moves` on the order's lines and the order and insert the request, its lines and
-    its event, in one statement that first proves, under the order's and the lines' locks,
-    that every line is still as read. If one is not, the statement changes nothing and
-    raises IntegrityError (the caller then takes the locked path). PostgreSQL only. The
-    lines are written from `moves`; `refund_lines` (one per move, in order) get their pks."""
-    request_columns, request_values = _row(refund)
-    event_request = RefundEvent._meta.get_field("request").column
-    event_columns, event_values = _row(event)
-    if event_request not in event_columns:  # the request has no pk yet: the statement fills it in
-        event_columns, event_values = (event_request, *event_columns), [None, *event_values]
-    total = sum((amount for _, _, amount in moves), Decimal("0.00"))
-    lines = [line for line, _, _ in moves]
+def submit(cursor, *, channel_id: int, number: str, lines: list[tuple[str, int]] | None, refund, event) -> list[RefundLine]:
+    """The whole intake in one statement (PostgreSQL): lock the order and the lines asked
+    for, work out each line's amount as `refunds.services._line_amount` does, hold them on
+    the lines and the order, and insert `refund` (which gets its order, customer, currency
+    and amount here), its lines and `event`; return the request's lines.
+
+    `lines` are (SKU, quantity), each SKU once and every quantity at least 1, or None for
+    all that is left on the order. Whatever is
+    wrong (no such order or SKU, more asked than is left, the key already used) trips a
+    constraint: the statement writes nothing and raises IntegrityError, and the caller
+    takes the locked path, which says what was wrong."""
+    request_columns, request_values = _row(refund, skip=_FROM_ORDER)
+    event_columns, event_values = _row(event, skip=_FROM_REQUEST)
+    skus = None if lines is None else [sku for sku, _ in lines]
     params = [
-        order.pk,
-        [line.pk for line in lines],
-        [qty for _, qty, _ in moves],
-        [amount for _, _, amount in moves],
-        [line.held_quantity for line in lines],
-        [line.held_amount for line in lines],
-        [line.refunded_quantity for line in lines],
-        [line.refunded_amount for line in lines],
-        total,
-        order.pk,
+        channel_id,
+        number,
+        skus,
+        None if lines is None else [qty for _, qty in lines],
+        skus,
         *request_values,
-        *(v for c, v in zip(event_columns, event_values, strict=True) if c != event_request),
+        None if lines is None else len(lines),
+        *event_values,
     ]
-    cursor.execute(_write_sql(connection.vendor, request_columns, event_columns), params)
+    cursor.execute(_submit_sql(connection.vendor, request_columns, event_columns), params)
     rows = cursor.fetchall()
-    refund_id, event_id, held_lines, held_orders = rows[0][:4]
-    if (
-        held_lines != len(moves) or held_orders != 1 or len(rows) != len(refund_lines)
-    ):  # pragma: no cover - the statement guards this
-        raise AssertionError("the intake statement wrote less than it should have")
-    by_line = {row[5]: row[4] for row in rows}
-    for obj, pk in ((refund, refund_id), (event, event_id), *((rl, by_line[rl.order_line_id]) for rl in refund_lines)):
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = connection.alias
+    if not rows or any(row[2] != len(rows) or row[3] != 1 for row in rows):  # pragma: no cover - constraints refuse first
+        raise AssertionError("the intake statement wrote less than it asked for")
+    refund_id, event_id, _, _, order_id, customer_id, currency = rows[0][:7]
+    order = _loaded(
+        Order,
+        {"id": order_id, "channel_id": channel_id, "number": number, "customer_id": customer_id, "currency": currency},
+    )
+    refund.order, refund.customer_id, refund.currency = order, customer_id, currency
+    refund.amount_requested = sum((row[11] for row in rows), Decimal("0.00"))
+    refund_lines = []
+    for *_, line_id, sku, name, qty, amount, refund_line_id in rows:
+        order_line = _loaded(OrderLine, {"id": line_id, "order_id": order_id, "sku": sku, "name": name})
+        refund_line = RefundLine(id=refund_line_id, request=refund, order_line=order_line, quantity=qty, amount=amount)
+        refund_lines.append(refund_line)
+    for obj, pk in ((refund, refund_id), (event, event_id), *((rl, rl.pk) for rl in refund_lines)):
+        _saved(obj, pk)
     for rl in refund_lines:
         rl.request_id = refund_id
     event.request_id = refund_id
-    for line, qty, amount in moves:
-        line.held_quantity += qty
-        line.held_amount += amount
-    order.held_total += total
+    return refund_lines

@@ -228,8 +228,8 @@ def refund_submit(
         "customer_note": customer_note,
         "body_fingerprint": body_fingerprint,
     }
-    if intake.CHECKED_WRITE:
-        answer = _submit_checked(where, new)
+    if intake.ONE_STATEMENT:
+        answer = _submit_in_one_statement(where, new)
         if answer is not None:
             return answer
     try:
@@ -262,34 +262,40 @@ def refund_submit(
     return refund, True
 
 
-def _submit_checked(where: dict, new: dict) -> tuple[RefundRequest, bool] | None:
-    """Intake in two statements and no transaction of its own (PostgreSQL): read the order,
-    its lines and the key without locks, decide in Python, then write with one statement
-    that proves under the locks that nothing it read has changed (`intake.write_checked`).
-
-    An answer from the read (a replay, or a 400 for what is not left) is the truth as it was
-    committed at that moment. None means "take the locked path": the order is missing or has
-    no lines (it says which), or something changed between the read and the write, such as a
-    concurrent request for the same lines or the same key.
-    """
-    channel, key, fingerprint = new["channel"], new["idempotency_key"], new["body_fingerprint"]
-    with connection.cursor() as cursor:
-        order, order_lines, match = intake.read_unlocked(cursor, **where, key_channel_id=channel.pk, key=key)
-    if match is not None:
-        return _replay(match, fingerprint), False
-    if order is None:
+def _submit_in_one_statement(where: dict, new: dict) -> tuple[RefundRequest, bool] | None:
+    """Intake as one statement and no transaction of its own (PostgreSQL): see
+    `intake.submit`. None means "take the locked path": the request names a SKU twice or a
+    quantity below 1, or the statement refused it (no such order or SKU, more than is left,
+    the key already used); that path says which, or answers the replay."""
+    lines = new["lines"]
+    if lines is not None and (
+        not lines or len({line.sku for line in lines}) != len(lines) or any(line.quantity < 1 for line in lines)
+    ):
         return None
-    refund, taken, refund_lines, event = _new_request(order, order_lines, **new)
-    # Inside a caller's transaction the statement gets a savepoint, so that a failed check
-    # leaves that transaction usable; on its own it commits by itself (autocommit).
+    now = timezone.now()
+    refund = RefundRequest(
+        channel=new["channel"],
+        idempotency_key=new["idempotency_key"],
+        body_fingerprint=new["body_fingerprint"],
+        kind=new["kind"],
+        requested_kind=new["kind"],
+        reason=new["reason"],
+        refund_method=new["refund_method"],
+        customer_note=new["customer_note"],
+        state_changed_at=now,
+        created_at=now,
+    )
+    event = build_event(refund, actor=new["actor"], action="submit", from_state="", note=new["customer_note"])
+    event.at = now
+    # Inside a caller's transaction the statement gets a savepoint, so that a refusal leaves
+    # that transaction usable; on its own it commits by itself (autocommit).
     try:
         with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
-            intake.write_checked(
+            refund_lines = intake.submit(
                 cursor,
-                order=order,
-                moves=taken,
+                **where,
+                lines=None if lines is None else [(line.sku, line.quantity) for line in lines],
                 refund=refund,
-                refund_lines=refund_lines,
                 event=event,
             )
     except IntegrityError:

@@ -1,22 +1,21 @@
 """The intake's two ways of writing a request, and the answer the POST gives.
 
-On PostgreSQL a request is read without locks and written by one statement that proves,
-under the locks, that the lines are still as read (`refunds.intake.write_checked`); when
-they are not, nothing is written and the service takes the locked path, which decides on
-the lines as they are now. Elsewhere the locked path is the only one.
+On PostgreSQL a request for named lines is one statement (`refunds.intake.submit`) that
+locks, works the amounts out, holds and inserts; whatever it refuses writes nothing and
+goes to the locked path, which says why. Elsewhere (and for the whole order) the locked
+path is the only one. These tests hold both to the same answers.
 """
 
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, connection, transaction
 from django.test import RequestFactory
 
 from orders.actors import Actor
 from orders.models import Order, OrderLine
-from refunds import intake, services
+from refunds import selectors_api, services
 from refunds.api.serializers import RefundDetailSerializer, submitted_representation
-from refunds.errors import RefundValidationError
+from refunds.errors import IdempotencyConflict, NotFound, RefundValidationError
 from refunds.models import RefundEvent, RefundLine, RefundRequest
 from tests.factories import OrderFactory
 
@@ -49,99 +48,93 @@ def _written():
 
 def test_the_201_body_is_what_the_detail_serializer_says(channel):
     order = OrderFactory(channel=channel, lines=[("SKU-1", 3, "10.00"), ("SKU-2", 1, "5.55")])
-    refund, created = _submit(channel, order, "k-1", [("SKU-1", 2), ("SKU-2", 1)], note="too small")
+    refund, created = _submit(channel, order, "k-1", [("SKU-2", 1), ("SKU-1", 2)], note="too small")
     assert created
     request = RequestFactory().post("/api/v1/refunds/")
     fast = submitted_representation(refund, request)
 
-    again = RefundRequest.objects.select_related("order").prefetch_related("lines__order_line").get(pk=refund.pk)
-    again.public_events = [e for e in again.events.all() if e.public]
+    # What GET /api/v1/refunds/{id}/ answers, read back the way it reads it.
+    again = selectors_api.refund_for_channel(channel=channel, refund_id=refund.pk)
     assert fast == RefundDetailSerializer(again, context={"request": request}).data
-    assert fast["amount_requested"] == "25.55" and [line["amount"] for line in fast["lines"]] == ["20.00", "5.55"]
+    assert fast["amount_requested"] == "25.55" and [line["amount"] for line in fast["lines"]] == ["5.55", "20.00"]
     assert fast["timeline"] == [{"action": "submit", "state": "submitted", "at": fast["created_at"], "note": "too small"}]
 
 
-@pytest.mark.postgres
-def test_a_checked_write_of_lines_that_changed_since_the_read_writes_nothing(channel):
+@pytest.mark.parametrize(
+    ("lines", "asks", "amounts"),
+    [
+        # 10.00 over 3 units: a third rounds to 3.33, and the last unit takes the 3.34 left.
+        ([("SKU-1", 3, "10.00")], [[("SKU-1", 1)], [("SKU-1", 1)], [("SKU-1", 1)]], ["3.33", "3.33", "3.34"]),
+        # 0.05 over 2 units: half a cent rounds up, the other unit gets what is left.
+        ([("SKU-1", 2, "0.05")], [[("SKU-1", 1)], [("SKU-1", 1)]], ["0.03", "0.02"]),
+        # Two lines at once (all of SKU-2, two thirds of SKU-1 rounded up), then the unit left.
+        ([("SKU-1", 3, "10.00"), ("SKU-2", 2, "5.55")], [[("SKU-2", 2), ("SKU-1", 2)], [("SKU-1", 1)]], ["12.22", "3.33"]),
+    ],
+)
+def test_amounts_follow_the_rounding_rule_to_the_cent(channel, lines, asks, amounts):
+    """On PostgreSQL the one intake statement works the amounts out in SQL; the locked path
+    (SQLite) in Python. Both must give the same cents."""
+    order = OrderFactory(channel=channel, lines=[(sku, qty, Decimal(total) / qty) for sku, qty, total in lines])
+    for sku, _, total in lines:
+        OrderLine.objects.filter(order=order, sku=sku).update(line_total=Decimal(total))
+    Order.objects.filter(pk=order.pk).update(paid_total=sum(Decimal(total) for _, _, total in lines))
+    got = [str(_submit(channel, order, f"k-{i}", ask)[0].amount_requested) for i, ask in enumerate(asks)]
+    assert got == amounts
+    assert [str(line.held_amount) for line in OrderLine.objects.filter(order=order).order_by("pk")] == [
+        total for _, _, total in lines
+    ], "everything is held, not a cent more or less"
+    assert Order.objects.get(pk=order.pk).held_total == sum(Decimal(total) for _, _, total in lines)
+
+
+@pytest.mark.parametrize(
+    ("ask", "error"),
+    [
+        ([("SKU-9", 1)], {"lines": ["line 1: SKU 'SKU-9' is not on this order."]}),
+        ([("SKU-1", 4)], {"lines": ["line 1: 4 of 'SKU-1' asked, only 3 left to refund."]}),
+        ([("SKU-1", 1), ("SKU-1", 1)], {"lines": ["line 2: SKU 'SKU-1' is named twice."]}),
+        ([("SKU-1", 0)], {"lines": ["line 1: quantity must be at least 1."]}),
+    ],
+)
+def test_a_refused_request_writes_nothing_and_says_why(channel, ask, error):
     order = OrderFactory(channel=channel, lines=[("SKU-1", 3, "10.00")])
-    with connection.cursor() as cursor:
-        stale_order, stale_lines, match = intake.read_unlocked(
-            cursor, channel_id=channel.pk, number=order.number, key_channel_id=channel.pk, key="k-late"
-        )
-    assert match is None and stale_lines["SKU-1"].held_quantity == 0
-    _submit(channel, order, "k-first", [("SKU-1", 1)])
     before = _written()
-
-    line = stale_lines["SKU-1"]
-    refund = RefundRequest(
-        channel=channel,
-        idempotency_key="k-late",
-        order=stale_order,
-        customer_id=stale_order.customer_id,
-        kind="refund_only",
-        requested_kind="refund_only",
-        reason="size_fit",
-        currency="CNY",
-        amount_requested=Decimal("10.00"),
-    )
-    refund_line = RefundLine(request=refund, order_line=line, quantity=1, amount=Decimal("10.00"))
-    event = RefundEvent(request=refund, action="submit", to_state="submitted", actor_kind="channel", public=True)
-    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
-        intake.write_checked(
-            cursor,
-            order=stale_order,
-            moves=[(line, 1, Decimal("10.00"))],
-            refund=refund,
-            refund_lines=[refund_line],
-            event=event,
-        )
-    assert _written() == before, "neither the holds nor any row of the refused request were written"
-
-
-@pytest.mark.postgres
-def test_a_request_whose_read_went_stale_is_decided_on_the_lines_as_they_are_now(channel, monkeypatch):
-    """Another request takes a unit between this request's read and its write: the checked
-    write refuses, and the locked path answers with what is left now, to the cent."""
-    order = OrderFactory(channel=channel, lines=[("SKU-1", 3, "10.00")])
-    line = OrderLine.objects.get(order=order)
-    OrderLine.objects.filter(pk=line.pk).update(line_total=Decimal("10.00"))  # 3 units share 10.00
-    Order.objects.filter(pk=order.pk).update(paid_total=Decimal("10.00"))
-    real_read = intake.read_unlocked
-    interleaved: list = []
-
-    def read_then_someone_else_writes(cursor, **kwargs):
-        answer = real_read(cursor, **kwargs)
-        if kwargs["key"] == "k-late" and not interleaved:
-            interleaved.append(_submit(channel, order, "k-meanwhile", [("SKU-1", 1)]))
-        return answer
-
-    monkeypatch.setattr(intake, "read_unlocked", read_then_someone_else_writes)
     with pytest.raises(RefundValidationError) as refused:
-        _submit(channel, order, "k-late", [("SKU-1", 3)])
-    assert refused.value.errors == {"lines": ["line 1: 3 of 'SKU-1' asked, only 2 left to refund."]}
-    assert interleaved[0][0].amount_requested == Decimal("3.33")
-
-    monkeypatch.setattr(intake, "read_unlocked", real_read)
-    refund, created = _submit(channel, order, "k-late", [("SKU-1", 2)])
-    assert created and refund.amount_requested == Decimal("6.67"), "the last units take what is left, not 2 x 3.33"
-    assert OrderLine.objects.get(pk=line.pk).held_amount == Decimal("10.00")
-    assert Order.objects.get(pk=order.pk).held_total == Decimal("10.00")
+        _submit(channel, order, "k-1", ask)
+    assert refused.value.errors == error
+    assert _written() == before
 
 
-@pytest.mark.postgres
-def test_the_same_key_arriving_between_read_and_write_is_a_replay(channel, monkeypatch):
+def test_more_than_the_order_has_left_is_refused_whole(channel):
+    """The lines have units left but the order's money is held elsewhere: the order's check
+    refuses, and nothing of the request is held on any line."""
+    order = OrderFactory(channel=channel, lines=[("SKU-1", 2, "10.00")])
+    Order.objects.filter(pk=order.pk).update(paid_total=Decimal("15.00"))
+    before = _written()
+    with pytest.raises(RefundValidationError) as refused:
+        _submit(channel, order, "k-1", [("SKU-1", 2)])
+    assert refused.value.errors == {"lines": ["20.00 is more than is left to refund on the order (15.00)."]}
+    assert _written() == before
+
+
+def test_replays_conflicts_and_unknown_orders(channel):
     order = OrderFactory(channel=channel, lines=[("SKU-1", 1, "10.00")])
-    real_read = intake.read_unlocked
-    first = []
-
-    def read_then_the_same_key_lands(cursor, **kwargs):
-        answer = real_read(cursor, **kwargs)
-        if not first:
-            monkeypatch.setattr(intake, "read_unlocked", real_read)
-            first.append(_submit(channel, order, "k-same", [("SKU-1", 1)]))
-        return answer
-
-    monkeypatch.setattr(intake, "read_unlocked", read_then_the_same_key_lands)
-    refund, created = _submit(channel, order, "k-same", [("SKU-1", 1)])
-    assert not created and refund.pk == first[0][0].pk
-    assert RefundRequest.objects.count() == 1 and OrderLine.objects.get(order=order).held_quantity == 1
+    first, created = _submit(channel, order, "k-1", [("SKU-1", 1)])
+    assert created
+    before = _written()
+    again, created = _submit(channel, order, "k-1", [("SKU-1", 1)])
+    assert (again.pk, created) == (first.pk, False)
+    with pytest.raises(IdempotencyConflict):
+        services.refund_submit(
+            actor=Actor.for_channel(channel),
+            channel=channel,
+            idempotency_key="k-1",
+            order_number=order.number,
+            kind="refund_only",
+            reason="damaged",
+            lines=[services.LineRequest("SKU-1", 1)],
+            body_fingerprint="another body",
+        )
+    order.number = "NO-SUCH-ORDER"
+    with pytest.raises(NotFound):
+        _submit(channel, order, "k-2", [("SKU-1", 1)])
+    assert _written() == before
