@@ -93,6 +93,13 @@ DATABASES = {
         conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DB_SERVER_SIDE_BINDING", True):
+    # Values travel apart from the SQL, and a statement run 5 times on a connection becomes a
+    # prepared statement that PostgreSQL no longer parses and plans each time: the intake and
+    # the API's reads repeat the same few statements all day. Behind a pooler that cannot
+    # keep prepared statements (PgBouncer < 1.21 in transaction mode), set it to 0.
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = env_int("DB_PREPARE_THRESHOLD", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several threads (runserver, the in-process q2 cluster) share the file: wait for the
     # write lock instead of failing with "database is locked".
