@@ -72,12 +72,20 @@ class RefundRequest(FSMModelMixin, models.Model):
         LEGITIMATE = "legitimate", _("Legitimate")
         ABUSIVE = "abusive", _("Abusive")
 
-    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="refund_requests", verbose_name=_("channel"))
+    # No index of their own for channel, order and customer: the indexes below that lead with
+    # them serve every look-up, and each index is one more write on every request's intake.
+    channel = models.ForeignKey(
+        Channel, on_delete=models.PROTECT, related_name="refund_requests", verbose_name=_("channel"), db_index=False
+    )
     idempotency_key = models.CharField(_("idempotency key"), max_length=128)
     # SHA-256 of the canonical request body: the same key with another body is a conflict.
     body_fingerprint = models.CharField(_("body fingerprint"), max_length=64, blank=True)
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refund_requests", verbose_name=_("order"))
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="refund_requests", verbose_name=_("customer"))
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="refund_requests", verbose_name=_("order"), db_index=False
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="refund_requests", verbose_name=_("customer"), db_index=False
+    )
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     requested_kind = models.CharField(_("requested kind"), max_length=20, choices=Kind.choices)
     reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices)
@@ -111,10 +119,17 @@ class RefundRequest(FSMModelMixin, models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("first approved by"),
+        db_index=False,
     )
     first_approved_at = models.DateTimeField(_("first approved at"), null=True, blank=True)
     approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("approved by")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("approved by"),
+        db_index=False,
     )
     approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
     rejected_at = models.DateTimeField(_("rejected at"), null=True, blank=True)
@@ -128,7 +143,13 @@ class RefundRequest(FSMModelMixin, models.Model):
 
     verdict = models.CharField(_("verdict"), max_length=12, choices=Verdict.choices, blank=True)
     verdict_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("verdict by")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("verdict by"),
+        db_index=False,
     )
     verdict_at = models.DateTimeField(_("verdict at"), null=True, blank=True)
 
@@ -162,6 +183,12 @@ class RefundRequest(FSMModelMixin, models.Model):
                 fields=["created_at", "id"],
                 condition=Q(state__in=["under_review", "awaiting_customer"]),
                 name="refund_support_queue_idx",
+            ),
+            # Deleting a user looks these up (PROTECT); most rows have no such user, so only
+            # the rows that do are indexed.
+            *(
+                models.Index(fields=[name], condition=Q(**{f"{name}__isnull": False}), name=f"refund_{name}_idx")
+                for name in ("first_approved_by", "approved_by", "verdict_by")
             ),
         ]
         permissions = [
@@ -302,7 +329,10 @@ class RefundRequest(FSMModelMixin, models.Model):
 
 
 class RefundLine(models.Model):
-    request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="lines", verbose_name=_("request"))
+    # Indexed by refund_line_unique, which leads with it.
+    request = models.ForeignKey(
+        RefundRequest, on_delete=models.CASCADE, related_name="lines", verbose_name=_("request"), db_index=False
+    )
     order_line = models.ForeignKey(OrderLine, on_delete=models.PROTECT, related_name="refund_lines", verbose_name=_("order line"))
     quantity = models.PositiveIntegerField(_("quantity"))
     amount = models.DecimalField(_("amount"), **MONEY)
@@ -505,19 +535,34 @@ class RefundEvent(models.Model):
         CHANNEL = "channel", _("Channel")
         SYSTEM = "system", _("System")
 
-    request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="events", verbose_name=_("request"))
+    # Indexed by (request, at) below; the nullable references only where they are set.
+    request = models.ForeignKey(
+        RefundRequest, on_delete=models.CASCADE, related_name="events", verbose_name=_("request"), db_index=False
+    )
     payout = models.ForeignKey(
-        Payout, on_delete=models.CASCADE, null=True, blank=True, related_name="events", verbose_name=_("payout")
+        Payout, on_delete=models.CASCADE, null=True, blank=True, related_name="events", verbose_name=_("payout"), db_index=False
     )
     action = models.CharField(_("action"), max_length=40)
     from_state = models.CharField(_("from state"), max_length=20, blank=True)
     to_state = models.CharField(_("to state"), max_length=20)
     actor_kind = models.CharField(_("actor kind"), max_length=10, choices=ActorKind.choices)
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("actor user")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("actor user"),
+        db_index=False,
     )
     actor_channel = models.ForeignKey(
-        Channel, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("actor channel")
+        Channel,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("actor channel"),
+        db_index=False,
     )
     note = models.TextField(_("note"), blank=True)
     # Shown to the customer in the API's timeline.
@@ -527,7 +572,13 @@ class RefundEvent(models.Model):
     class Meta:
         verbose_name = _("refund event")
         verbose_name_plural = _("refund events")
-        indexes = [models.Index(fields=["request", "at"])]
+        indexes = [
+            models.Index(fields=["request", "at"]),
+            *(
+                models.Index(fields=[name], condition=Q(**{f"{name}__isnull": False}), name=f"refund_event_{name}_idx")
+                for name in ("payout", "actor_user", "actor_channel")
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.request_id}: {self.action}"
