@@ -1,14 +1,15 @@
 """Throughput and latency of `POST /api/v1/refunds/` behind gunicorn on PostgreSQL, side by
 side (same run, same server) with a bare DRF endpoint that inserts one row.
 
-    python bench/api_bench.py --seconds 20 --clients 16 --workers 4 --port 8110
+    python bench/api_bench.py --rounds 3 --seconds 10 --clients 16 --workers 4 --port 8110 [--redis URL]
 
 It (re)creates the database `rd_api_bench`, migrates it, seeds one channel and enough
 delivered orders that every request asks for a unit no other request holds, starts gunicorn
 (sync workers) with `bench.bench_settings`, and runs `--clients` threads, each with its own
-keep-alive connection, first against the bare endpoint, then against the refund endpoint.
-Evaluation is not run inline (Q_SYNC off): it is enqueued to the ORM broker after commit,
-which is part of the measured request, as in production.
+connection, against the bare endpoint and the refund endpoint in turns (`--rounds` turns of
+`--seconds` each). Evaluation is not run inline (Q_SYNC off): it is enqueued after commit
+(ORM broker, or Redis with `--redis`), which is part of the measured request, as in
+production; no cluster runs during the measurement.
 """
 
 import argparse
@@ -122,7 +123,8 @@ def pct(values, p):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each turn of each endpoint")
+    parser.add_argument("--rounds", type=int, default=3, help="turns each endpoint takes, alternating")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--port", type=int, default=8110)
@@ -193,16 +195,43 @@ def main():
             return {**refund(args.orders - 1 - n), "lines": [{"sku": "SKU-2", "quantity": 1}]}
 
         run_phase(args.port, key, path="/api/v1/refunds/", body_for=warm, seconds=1, clients=2, key_prefix="warm")
+        # The two endpoints take turns (`--rounds` times each), so that a slow minute of the
+        # shared host weighs on both alike; the figures are over all of an endpoint's turns.
+        endpoints = (("bare DRF insert", "/bench/bare/", bare), ("POST /api/v1/refunds/", "/api/v1/refunds/", refund))
+        runs = {name: {"lat": [], "statuses": {}, "seconds": 0, "rps": []} for name, _, _ in endpoints}
+        offset = 0
+        for _ in range(args.rounds):
+            for name, path, body in endpoints:
+                start = offset if name != "bare DRF insert" else 0
+
+                def numbered(n, body=body, start=start):
+                    return body(start + n)
+
+                lat, statuses, n = run_phase(
+                    args.port,
+                    key,
+                    path=path,
+                    body_for=numbered,
+                    seconds=args.seconds,
+                    clients=args.clients,
+                    key_prefix=f"bench-{start}",
+                )
+                if name != "bare DRF insert":
+                    offset += n
+                run = runs[name]
+                run["lat"] += lat
+                run["seconds"] += args.seconds
+                run["rps"].append(round(len(lat) / args.seconds, 1))
+                for code, count in statuses.items():
+                    run["statuses"][code] = run["statuses"].get(code, 0) + count
         results = {}
-        for name, path, body in (
-            ("bare DRF insert", "/bench/bare/", bare),
-            ("POST /api/v1/refunds/", "/api/v1/refunds/", refund),
-        ):
-            lat, statuses, n = run_phase(args.port, key, path=path, body_for=body, seconds=args.seconds, clients=args.clients)
+        for name, run in runs.items():
+            lat = run["lat"]
             results[name] = {
                 "requests": len(lat),
-                "statuses": statuses,
-                "rps": round(len(lat) / args.seconds, 1),
+                "statuses": run["statuses"],
+                "rps": round(len(lat) / run["seconds"], 1),
+                "rps_per_round": run["rps"],
                 "p50_ms": round(statistics.median(lat), 1),
                 "p95_ms": round(pct(lat, 95), 1),
                 "p99_ms": round(pct(lat, 99), 1),
@@ -213,7 +242,8 @@ def main():
             load = f.read().split()[:3]
         broker = "redis" if args.redis else "orm"
         print(
-            f"broker={broker} workers={args.workers} clients={args.clients} seconds={args.seconds} load average={' '.join(load)}"
+            f"broker={broker} workers={args.workers} clients={args.clients} rounds={args.rounds} x {args.seconds} s"
+            f" load average={' '.join(load)}"
         )
         print("| endpoint | requests | req/s | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|---|")
         for name, x in results.items():

@@ -131,7 +131,7 @@ def main():
         profiler = cProfile.Profile() if args.profile == name else None
         timings: dict[str, list[float]] = {}
 
-        def timed(execute, sql, params, many, context):
+        def timed(execute, sql, params, many, context, timings=timings):
             t = time.perf_counter()
             try:
                 return execute(sql, params, many, context)
