@@ -344,10 +344,9 @@ def submit(cursor, *, channel_id: int, number: str, lines: list[tuple[str, int]]
     and amount here), its lines and `event`; return the request's lines.
 
     `lines` are (SKU, quantity), each SKU once and every quantity at least 1, or None for
-    all that is left on the order. Whatever is
-    wrong (no such order or SKU, more asked than is left, the key already used) trips a
-    constraint: the statement writes nothing and raises IntegrityError, and the caller
-    takes the locked path, which says what was wrong."""
+    all that is left on the order. Whatever is wrong (no such order or SKU, more asked than
+    is left, the key already used) trips a constraint: the statement writes nothing and
+    raises IntegrityError, and the caller takes the locked path, which says what was wrong."""
     request_columns, request_values = _row(refund, skip=_FROM_ORDER)
     event_columns, event_values = _row(event, skip=_FROM_REQUEST)
     skus = None if lines is None else [sku for sku, _ in lines]
