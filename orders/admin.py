@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from orders.masking import email_for, phone_for, reference_for
 from orders.models import Channel, Customer, Order, OrderLine
 from refunds.admin.common import ReadOnlyAdminMixin
-from refunds.admin.counting import EstimatedCountPaginator
+from refunds.admin.counting import LargeTableAdmin
 
 
 class ViewerMixin:
@@ -48,17 +48,13 @@ class OrderLineInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(ReadOnlyAdminMixin, ViewerMixin, admin.ModelAdmin):
+class OrderAdmin(ReadOnlyAdminMixin, LargeTableAdmin, ViewerMixin, admin.ModelAdmin):
     list_display = ["number", "channel", "customer_name", "state", "paid_total", "refunded_total", "placed_at"]
     list_filter = ["channel", "state"]
     list_select_related = ["channel", "customer"]
     search_fields = ["number"]
     search_help_text = _("An order number (exact).")
     ordering = ["-id"]
-    show_full_result_count = False
-    # Facet counts would COUNT every filter option over the whole table on each page view.
-    show_facets = admin.ShowFacets.NEVER
-    paginator = EstimatedCountPaginator
     fields = [
         "number",
         "channel",
@@ -101,17 +97,13 @@ class OrderAdmin(ReadOnlyAdminMixin, ViewerMixin, admin.ModelAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(ReadOnlyAdminMixin, ViewerMixin, admin.ModelAdmin):
+class CustomerAdmin(ReadOnlyAdminMixin, LargeTableAdmin, ViewerMixin, admin.ModelAdmin):
     list_display = ["display_name", "channel", "external_id", "masked_phone", "masked_email", "created_at"]
     list_filter = ["channel"]
     list_select_related = ["channel"]
     search_fields = ["external_id"]
     search_help_text = _("A customer id (exact).")
     ordering = ["-id"]
-    show_full_result_count = False
-    # Facet counts would COUNT every filter option over the whole table on each page view.
-    show_facets = admin.ShowFacets.NEVER
-    paginator = EstimatedCountPaginator
     fields = ["display_name", "channel", "external_id", "masked_phone", "masked_email", "language", "sms_opt_out", "created_at"]
     readonly_fields = fields
 

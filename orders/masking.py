@@ -61,31 +61,26 @@ def mask_email(email: str) -> str:
     return f"{local[:1]}***@{domain}"
 
 
-def phone_for(user, phone: str) -> str:
+def _shown(user, value: str, mask) -> str:
+    """`value` as `user` may see it: whole, masked by `mask`, or hidden."""
     level = pii_level(user)
     if level == FULL:
-        return phone
+        return value
     if level == MASKED:
-        return mask_phone(phone)
-    return str(HIDDEN) if phone else ""
+        return mask(value)
+    return str(HIDDEN) if value else ""
+
+
+def phone_for(user, phone: str) -> str:
+    return _shown(user, phone, mask_phone)
 
 
 def email_for(user, email: str) -> str:
-    level = pii_level(user)
-    if level == FULL:
-        return email
-    if level == MASKED:
-        return mask_email(email)
-    return str(HIDDEN) if email else ""
+    return _shown(user, email, mask_email)
 
 
 def reference_for(user, reference: str) -> str:
-    level = pii_level(user)
-    if level == FULL:
-        return reference
-    if level == MASKED:
-        return mask_reference(reference)
-    return str(HIDDEN) if reference else ""
+    return _shown(user, reference, mask_reference)
 
 
 def can_see_customers(user) -> bool:

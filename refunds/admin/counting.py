@@ -3,11 +3,12 @@
 The admin asks the paginator for `count` on every page. At a million rows an exact
 COUNT(*) is the slowest query of the page, so we count at most `cap` rows (the database
 stops early); past the cap, PostgreSQL's planner estimate stands in for the exact figure.
-Pair it with `show_full_result_count = False` on the ModelAdmin.
+`LargeTableAdmin` puts it on a ModelAdmin with the other settings such a list needs.
 """
 
 import json
 
+from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connections
 from django.utils.functional import cached_property
@@ -32,3 +33,12 @@ class EstimatedCountPaginator(Paginator):
         if isinstance(plan, str):
             plan = json.loads(plan)
         return max(capped, int(plan[0]["Plan"]["Plan Rows"]))
+
+
+class LargeTableAdmin:
+    """ModelAdmin settings for a list over a table of millions of rows: no exact count of
+    the whole table, and no facet counts (one COUNT per filter choice on every page view)."""
+
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = EstimatedCountPaginator

@@ -35,7 +35,7 @@ from orders.resources import COLUMNS, FORMATS, import_orders
 from orders.services_import import PERM_IMPORT as PERM_IMPORT_ORDERS
 from refunds import selectors_finance, services
 from refunds.admin.common import ReadOnlyAdminMixin
-from refunds.admin.counting import EstimatedCountPaginator
+from refunds.admin.counting import LargeTableAdmin
 from refunds.errors import RefundError
 from refunds.models import Payout, PayoutBatch, RefundRequest
 from refunds.resources import EXPORTERS, PayoutResource, RefundRequestResource, _cell
@@ -96,16 +96,12 @@ class PayoutStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Payout)
-class PayoutAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     list_display = ["payout_no", "request_no", "customer", "method", "amount_cell", "age", "first_approver", "row_buttons"]
     list_filter = [PayoutStateFilter, "method"]
     list_select_related = ["request__customer", "first_approved_by"]
     ordering = ["created_at", "pk"]
     list_per_page = 100
-    show_full_result_count = False
-    # Facet counts are one COUNT per filter choice: too slow on a million payouts.
-    show_facets = admin.ShowFacets.NEVER
-    paginator = EstimatedCountPaginator
     search_fields = ["=id", "=request__id", "=request__order__number"]
     search_help_text = gettext_lazy("A payout number (PO-000123), a request number (RF-000123) or an order number.")
     actions = ["approve_selected", "void_selected", "retry_selected", "export_csv", "export_xlsx"]
@@ -580,13 +576,11 @@ def _small_table_response(table, fmt, filename):
 
 
 @admin.register(PayoutBatch)
-class PayoutBatchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PayoutBatchAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     list_display = ["__str__", "created_by", "created_at", "batch_size", "batch_total", "note"]
     list_select_related = ["created_by"]
     ordering = ["-created_at", "-pk"]
     list_per_page = 100
-    show_full_result_count = False
-    paginator = EstimatedCountPaginator
     fields = ["created_by", "created_at", "note"]
     readonly_fields = fields
 

@@ -26,7 +26,7 @@ from orders.masking import FULL, can_see_customers, email_for, phone_for, pii_le
 from orders.models import Channel, Order
 from refunds import selectors, services
 from refunds.admin.common import DefaultQueueFilter, ReadOnlyAdminMixin
-from refunds.admin.counting import EstimatedCountPaginator
+from refunds.admin.counting import LargeTableAdmin
 from refunds.errors import RefundError, RefundValidationError
 from refunds.models import Reason, RefundMethod, RefundRequest
 from risk.models import RiskLevel
@@ -187,7 +187,7 @@ def error_text(exc: RefundError) -> str:
 
 
 @admin.register(RefundRequest)
-class RefundRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     list_display = ["number_link", "age", "reason", "why_escalated", "risk", "amount", "channel_name", "state"]
     list_display_links = None
     list_filter = [QueueFilter, "channel", "reason", AgeFilter]
@@ -195,10 +195,6 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_help_text = _("A request number (RF-000123) or an order number.")
     ordering = ["created_at", "id"]
     list_per_page = 50
-    show_full_result_count = False
-    # Facet counts would COUNT every filter option over the whole table on each page view.
-    show_facets = admin.ShowFacets.NEVER
-    paginator = EstimatedCountPaginator
     change_form_template = "admin/refunds/refundrequest/change_form.html"
     change_list_template = "admin/refunds/refundrequest/change_list.html"
     fieldsets = [

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from orders.actors import Actor
 from refunds import selectors, services
 from refunds.admin.common import DefaultQueueFilter, ReadOnlyAdminMixin
-from refunds.admin.counting import EstimatedCountPaginator
+from refunds.admin.counting import LargeTableAdmin
 from refunds.admin.requests import age_text, error_text
 from refunds.errors import RefundError
 from refunds.models import Inspection, RefundRequest, ReturnParcel
@@ -66,17 +66,13 @@ PERM_RECEIVE = services.PERM_RECEIVE
 
 
 @admin.register(ReturnParcel)
-class ReturnParcelAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ReturnParcelAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     list_display = ["return_code", "tracking", "request_number", "request_state", "age", "deadline"]
     list_filter = [ParcelQueueFilter]
     search_fields = ["return_code", "tracking_number"]
     search_help_text = _("A return code or a tracking number (exact).")
     ordering = ["created_at", "id"]
     list_per_page = 50
-    show_full_result_count = False
-    # Facet counts would COUNT every filter option over the whole table on each page view.
-    show_facets = admin.ShowFacets.NEVER
-    paginator = EstimatedCountPaginator
     change_list_template = "admin/refunds/returnparcel/change_list.html"
     fields = ["return_code", "request_number", "address", "deadline", "carrier", "tracking_number", "shipped_at", "received_at"]
     readonly_fields = fields
