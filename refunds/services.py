@@ -244,7 +244,7 @@ def refund_submit(
                 if intake.order_exists(cursor, **where):
                     raise RefundValidationError({"lines": ["Nothing is left to refund on this order."]})
                 raise NotFound(f"Order {order_number} does not exist.")
-            refund, taken, refund_lines, event = _new_request(order, order_lines, **new)
+            refund, taken, refund_lines, event = _new_request(order, order_lines, new)
             intake.hold(cursor, order=order, moves=taken)
             intake.insert(cursor, [refund])
             for obj in (*refund_lines, event):
@@ -272,21 +272,7 @@ def _submit_in_one_statement(where: dict, new: dict) -> tuple[RefundRequest, boo
         not lines or len({line.sku for line in lines}) != len(lines) or any(line.quantity < 1 for line in lines)
     ):
         return None
-    now = timezone.now()
-    refund = RefundRequest(
-        channel=new["channel"],
-        idempotency_key=new["idempotency_key"],
-        body_fingerprint=new["body_fingerprint"],
-        kind=new["kind"],
-        requested_kind=new["kind"],
-        reason=new["reason"],
-        refund_method=new["refund_method"],
-        customer_note=new["customer_note"],
-        state_changed_at=now,
-        created_at=now,
-    )
-    event = build_event(refund, actor=new["actor"], action="submit", from_state="", note=new["customer_note"])
-    event.at = now
+    refund, event = _unsaved_request(new)
     # Inside a caller's transaction the statement gets a savepoint, so that a refusal leaves
     # that transaction usable; on its own it commits by itself (autocommit).
     try:
@@ -316,13 +302,34 @@ def _replay(match: tuple[int, str], fingerprint: str) -> RefundRequest:
     return RefundRequest.objects.get(pk=match[0])
 
 
-def _new_request(
-    order, order_lines, *, actor, channel, idempotency_key, kind, reason, lines, refund_method, customer_note, body_fingerprint
-) -> tuple[RefundRequest, list[tuple[OrderLine, int, Decimal]], list[RefundLine], RefundEvent]:
-    """The request, what it takes from each order line, its lines and its `submit` event, none
-    of them saved yet. Raises RefundValidationError for what is not left to refund."""
-    wanted = _resolve_lines(order_lines, lines)
+def _unsaved_request(new: dict) -> tuple[RefundRequest, RefundEvent]:
+    """The request as the channel asked for it and its `submit` event, not saved yet; the
+    order's facts (order, customer, currency, amount) are the caller's to fill in."""
     now = timezone.now()
+    refund = RefundRequest(
+        channel=new["channel"],
+        idempotency_key=new["idempotency_key"],
+        body_fingerprint=new["body_fingerprint"],
+        kind=new["kind"],
+        requested_kind=new["kind"],
+        reason=new["reason"],
+        refund_method=new["refund_method"],
+        customer_note=new["customer_note"],
+        state_changed_at=now,
+        created_at=now,
+    )
+    event = build_event(refund, actor=new["actor"], action="submit", from_state="", note=new["customer_note"])
+    event.at = now
+    return refund, event
+
+
+def _new_request(
+    order, order_lines, new: dict
+) -> tuple[RefundRequest, list[tuple[OrderLine, int, Decimal]], list[RefundLine], RefundEvent]:
+    """The request on `order`, what it takes from each order line, its lines and its
+    `submit` event, none of them saved yet. Raises RefundValidationError for what is not
+    left to refund."""
+    wanted = _resolve_lines(order_lines, new["lines"])
     taken: list[tuple[OrderLine, int, Decimal]] = [(line, qty, _line_amount(line, qty)) for line, qty in wanted]
     amount = sum((a for _, _, a in taken), Decimal("0.00"))
     if amount <= 0:
@@ -331,24 +338,8 @@ def _new_request(
         raise RefundValidationError(
             {"lines": [f"{amount} is more than is left to refund on the order ({order.refundable_total})."]}
         )
-    refund = RefundRequest(
-        channel=channel,
-        idempotency_key=idempotency_key,
-        body_fingerprint=body_fingerprint,
-        order=order,
-        customer_id=order.customer_id,
-        kind=kind,
-        requested_kind=kind,
-        reason=reason,
-        refund_method=refund_method,
-        customer_note=customer_note,
-        currency=order.currency,
-        amount_requested=amount,
-        state_changed_at=now,
-        created_at=now,
-    )
-    event = build_event(refund, actor=actor, action="submit", from_state="", note=customer_note)
-    event.at = now
+    refund, event = _unsaved_request(new)
+    refund.order, refund.customer_id, refund.currency, refund.amount_requested = order, order.customer_id, order.currency, amount
     refund_lines = [RefundLine(request=refund, order_line=line, quantity=qty, amount=a) for line, qty, a in taken]
     return refund, taken, refund_lines, event
 
