@@ -76,8 +76,9 @@ def main():
     )
     os.environ.pop("Q_SYNC", None)
     os.environ.pop("REDIS_URL", None)
+    os.environ["Q_BROKER"] = "orm"
     if args.redis:
-        os.environ["REDIS_URL"] = args.redis
+        os.environ.update(REDIS_URL=args.redis, Q_BROKER="redis")
     from bench import api_bench
 
     key_file = Path(tempfile.gettempdir()) / f"{DB}.key"

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -130,10 +131,17 @@ Q_CLUSTER = {
     "catch_up": False,
     "poll": 0.1,
 }
-if REDIS_URL:
+# The queue. The ORM broker (the default) keeps it in the database, so the intake writes a
+# request's evaluation task in the same statement as the request: the task exists exactly
+# when the request does, with no second write and no window between commit and enqueue.
+# Redis (Q_BROKER=redis, with REDIS_URL) is a separate queue, pushed to after commit.
+Q_BROKER = env_str("Q_BROKER", "orm")
+if Q_BROKER == "redis" and REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
-else:
+elif Q_BROKER == "orm":
     Q_CLUSTER["orm"] = "default"
+else:
+    raise ImproperlyConfigured(f"Q_BROKER must be 'orm', or 'redis' with REDIS_URL set; it is {Q_BROKER!r}.")
 # Tests and scripts may run tasks inline instead of through a cluster.
 if env_bool("Q_SYNC", False):
     Q_CLUSTER["sync"] = True

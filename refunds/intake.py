@@ -25,6 +25,7 @@ from decimal import Decimal
 from functools import cache
 
 from django.db import connection
+from django_q.models import OrmQ
 
 from orders.models import Order, OrderLine
 from refunds.models import RefundEvent, RefundLine, RefundRequest
@@ -257,7 +258,7 @@ _FROM_REQUEST = ("request_id",)
 
 
 @cache
-def _submit_sql(vendor: str, request_columns: tuple[str, ...], event_columns: tuple[str, ...]) -> str:
+def _submit_sql(vendor: str, request_columns: tuple[str, ...], event_columns: tuple[str, ...], with_task: bool) -> str:
     qn = connection.ops.quote_name
     order, line, refund, refund_line, event = (
         Order._meta,
@@ -331,17 +332,35 @@ def _submit_sql(vendor: str, request_columns: tuple[str, ...], event_columns: tu
         f" RETURNING {col(refund_line, 'id')} AS id, {col(refund_line, 'order_line')} AS order_line_id),"
         f" ev AS (INSERT INTO {qn(event.db_table)} ({', '.join(qn(c) for c in event_cols)})"
         f" VALUES ({', '.join(event_values)}) RETURNING {col(event, 'id')} AS id)"
-        " SELECT (SELECT id FROM req), (SELECT id FROM ev), (SELECT count(*) FROM held), (SELECT count(*) FROM held_order),"
+        # The evaluation task, in django-q2's ORM broker table: queued when the request commits.
+        + (
+            f", task AS (INSERT INTO {qn(OrmQ._meta.db_table)}"
+            f" ({', '.join(qn(OrmQ._meta.get_field(f).column) for f in ('key', 'payload', 'lock'))})"
+            f" SELECT %s, %s, now() FROM req RETURNING {qn(OrmQ._meta.pk.column)})"
+            if with_task
+            else ""
+        )
+        + " SELECT (SELECT id FROM req), (SELECT id FROM ev), (SELECT count(*) FROM held), (SELECT count(*) FROM held_order),"
         " o.id, o.customer_id, o.currency, calc.id, calc.sku, calc.name, calc.qty, calc.amount, lines.id"
         " FROM o CROSS JOIN calc JOIN lines ON lines.order_line_id = calc.id ORDER BY calc.n"
     )
 
 
-def submit(cursor, *, channel_id: int, number: str, lines: list[tuple[str, int]] | None, refund, event) -> list[RefundLine]:
+def submit(
+    cursor,
+    *,
+    channel_id: int,
+    number: str,
+    lines: list[tuple[str, int]] | None,
+    refund,
+    event,
+    task: tuple[str, str] | None = None,
+) -> list[RefundLine]:
     """The whole intake in one statement (PostgreSQL): lock the order and the lines asked
     for, work out each line's amount as `refunds.services._line_amount` does, hold them on
     the lines and the order, and insert `refund` (which gets its order, customer, currency
-    and amount here), its lines and `event`; return the request's lines.
+    and amount here), its lines, `event` and `task` (queue key, signed package: a row of
+    django-q2's ORM broker, from `config.q2.task_row`); return the request's lines.
 
     `lines` are (SKU, quantity), each SKU once and every quantity at least 1, or None for
     all that is left on the order. Whatever is wrong (no such order or SKU, more asked than
@@ -359,8 +378,9 @@ def submit(cursor, *, channel_id: int, number: str, lines: list[tuple[str, int]]
         *request_values,
         None if lines is None else len(lines),
         *event_values,
+        *(task or ()),
     ]
-    cursor.execute(_submit_sql(connection.vendor, request_columns, event_columns), params)
+    cursor.execute(_submit_sql(connection.vendor, request_columns, event_columns, task is not None), params)
     rows = cursor.fetchall()
     if not rows or any(row[2] != len(rows) or row[3] != 1 for row in rows):  # pragma: no cover - constraints refuse first
         raise AssertionError("the intake statement wrote less than it asked for")

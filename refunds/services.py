@@ -20,7 +20,7 @@ from django.db.models.functions import Round
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
-from config.q2 import enqueue_on_commit
+from config.q2 import enqueue_on_commit, task_row
 from notifications.services import notify_customer, notify_staff
 from orders.actors import SYSTEM, Actor
 from orders.models import Order, OrderLine, Shipment, TrackingEvent
@@ -273,6 +273,8 @@ def _submit_in_one_statement(where: dict, new: dict) -> tuple[RefundRequest, boo
     ):
         return None
     refund, event = _unsaved_request(new)
+    # On the ORM broker the statement writes the evaluation task too (None: enqueue after).
+    task = task_row("refunds.tasks.refund_evaluate_submitted_task", new["channel"].pk, new["idempotency_key"])
     # Inside a caller's transaction the statement gets a savepoint, so that a refusal leaves
     # that transaction usable; on its own it commits by itself (autocommit).
     try:
@@ -283,10 +285,11 @@ def _submit_in_one_statement(where: dict, new: dict) -> tuple[RefundRequest, boo
                 lines=None if lines is None else [(line.sku, line.quantity) for line in lines],
                 refund=refund,
                 event=event,
+                task=task,
             )
     except IntegrityError:
         return None
-    _submitted(refund, refund_lines, event)
+    _submitted(refund, refund_lines, event, queued=task is not None)
     return refund, True
 
 
@@ -344,11 +347,13 @@ def _new_request(
     return refund, taken, refund_lines, event
 
 
-def _submitted(refund: RefundRequest, refund_lines: list[RefundLine], event: RefundEvent) -> None:
+def _submitted(refund: RefundRequest, refund_lines: list[RefundLine], event: RefundEvent, *, queued: bool = False) -> None:
     """After the request is written. Intake is only the write: the evidence, the risk score
     and the customer's receipt are the first thing the evaluation task does
-    (`_capture_intake_facts`), still before any decision; one task, one broker write."""
-    enqueue_on_commit("refunds.tasks.refund_evaluate_task", refund.pk)
+    (`_capture_intake_facts`), still before any decision; one task, one broker write, which
+    `queued` says the intake statement made already."""
+    if not queued:
+        enqueue_on_commit("refunds.tasks.refund_evaluate_task", refund.pk)
     # The caller answers from what was just written instead of reading it back.
     _set_loaded(refund, "lines", refund_lines)
     _set_loaded(refund, "events", [event])

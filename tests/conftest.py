@@ -120,25 +120,19 @@ def subprocess_env():
     return env
 
 
-@pytest.fixture
-def qcluster(transactional_db, subprocess_env, monkeypatch, tmp_path):
-    """A real `manage.py qcluster` process on the test database, with its own queue name.
-
-    Tasks enqueued by the test (through `transaction.on_commit`) are run by this cluster,
-    not inline. Yields the Popen; the cluster is stopped (process group) afterwards.
-    """
+@contextlib.contextmanager
+def _cluster(subprocess_env, monkeypatch, tmp_path, **env):
     from django_q.conf import Conf
 
     name = f"rdtest-{uuid.uuid4().hex[:8]}"
     monkeypatch.setattr(Conf, "SYNC", False)
     monkeypatch.setattr(Conf, "CLUSTER_NAME", name)
     monkeypatch.setattr(Conf, "PREFIX", name)
-    env = {**subprocess_env, "Q_CLUSTER_NAME": name}
     log = open(tmp_path / "qcluster.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],
         cwd=BASE_DIR,
-        env=env,
+        env={**subprocess_env, "Q_CLUSTER_NAME": name, **env},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -155,6 +149,37 @@ def qcluster(transactional_db, subprocess_env, monkeypatch, tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     log.close()
+
+
+@pytest.fixture
+def qcluster(transactional_db, subprocess_env, monkeypatch, tmp_path):
+    """A real `manage.py qcluster` process on the test database, with its own queue name.
+
+    Tasks the test queues are run by this cluster, not inline. Yields the Popen; the
+    cluster is stopped (process group) afterwards.
+    """
+    with _cluster(subprocess_env, monkeypatch, tmp_path) as proc:
+        yield proc
+
+
+@pytest.fixture
+def qcluster_on_redis(transactional_db, subprocess_env, monkeypatch, tmp_path):
+    """`qcluster`, with django-q2's Redis broker (Q_BROKER=redis) in the test and the cluster."""
+    import redis
+    from django_q.conf import Conf
+
+    from config import q2
+
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/14"
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("needs Redis on 127.0.0.1:6379 (CI starts it)")
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "REDIS", url)
+    monkeypatch.setattr(q2, "_brokers", {})
+    with _cluster(subprocess_env, monkeypatch, tmp_path, Q_BROKER="redis", REDIS_URL=url) as proc:
+        yield proc
 
 
 def wait_for(predicate, *, timeout: float = 5.0, interval: float = 0.05):

@@ -1,14 +1,21 @@
 """The after-commit chokepoint: tasks reach the broker only after commit, and a Redis broker
 is made once per process and queue instead of once per task."""
 
+import os
+import subprocess
+import sys
 import uuid
 
 import pytest
 import redis
+from django.conf import settings
 from django.db import transaction
 from django_q.conf import Conf
+from django_q.signing import SignedPackage
 
 from config import q2
+
+BASE_DIR = settings.BASE_DIR
 
 pytestmark = pytest.mark.django_db
 
@@ -54,3 +61,27 @@ def test_a_rolled_back_transaction_queues_nothing(redis_queue, django_capture_on
 def test_the_orm_broker_is_not_cached(settings, monkeypatch):
     monkeypatch.setattr(Conf, "ORM", "default")
     assert q2._broker() is None
+
+
+def test_a_task_row_is_only_for_a_queued_orm_broker(redis_queue, monkeypatch):
+    """With Redis, or with tasks run inline, there is no row to write: the caller enqueues."""
+    assert q2.task_row("math.floor", 1.5) is None
+    monkeypatch.setattr(Conf, "ORM", "default")
+    key, package = q2.task_row("math.floor", 1.5)
+    assert key == redis_queue
+    assert {k: v for k, v in SignedPackage.loads(package).items() if k in ("func", "args")} == {
+        "func": "math.floor",
+        "args": (1.5,),
+    }
+    monkeypatch.setattr(Conf, "SYNC", True)
+    assert q2.task_row("math.floor", 1.5) is None
+
+
+@pytest.mark.parametrize(("broker", "redis_url"), [("rabbitmq", ""), ("redis", "")])
+def test_a_broker_that_cannot_be_used_stops_the_start_with_a_sentence(broker, redis_url):
+    env = {**os.environ, "Q_BROKER": broker, "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], cwd=BASE_DIR, env=env, capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert f"Q_BROKER must be 'orm', or 'redis' with REDIS_URL set; it is '{broker}'." in done.stderr

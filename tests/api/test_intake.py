@@ -9,7 +9,10 @@ path is the only one. These tests hold both to the same answers.
 from decimal import Decimal
 
 import pytest
+from django.db import connection, transaction
 from django.test import RequestFactory
+from django.utils.module_loading import import_string
+from django_q.models import OrmQ
 
 from orders.actors import Actor
 from orders.models import Order, OrderLine
@@ -138,3 +141,52 @@ def test_replays_conflicts_and_unknown_orders(channel):
     with pytest.raises(NotFound):
         _submit(channel, order, "k-2", [("SKU-1", 1)])
     assert _written() == before
+
+
+@pytest.fixture
+def queue(monkeypatch):
+    """Tasks go to the ORM broker's table as a cluster would find them, not run inline.
+    Returns a function listing the queued tasks as (queue key, func, args)."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "ORM", "default")
+    return lambda: [(row.key, row.task["func"], row.task["args"]) for row in OrmQ.objects.order_by("pk")]
+
+
+def test_the_evaluation_task_is_queued_with_the_request(channel, queue, django_capture_on_commit_callbacks):
+    """On PostgreSQL the intake statement writes the task's row itself, so it is committed
+    with the request (no callback after commit); the locked path queues it after commit.
+    Either way one task, and running it evaluates this request."""
+    from django_q.conf import Conf
+
+    order = OrderFactory(channel=channel, lines=[("SKU-1", 1, "10.00")])
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        refund, created = _submit(channel, order, "k-1", [("SKU-1", 1)])
+    assert created
+    [(key, func, args)] = queue()
+    assert key == Conf.CLUSTER_NAME
+    if connection.vendor == "postgresql":
+        assert (func, args, callbacks) == ("refunds.tasks.refund_evaluate_submitted_task", (channel.pk, "k-1"), [])
+    else:
+        assert (func, args) == ("refunds.tasks.refund_evaluate_task", (refund.pk,))
+    assert RefundRequest.objects.get(pk=refund.pk).state == RefundRequest.State.SUBMITTED
+    import_string(func)(*args)
+    assert RefundRequest.objects.get(pk=refund.pk).state == RefundRequest.State.READY_FOR_PAYOUT
+
+
+def test_nothing_is_queued_for_a_refusal_a_replay_or_a_rolled_back_caller(channel, queue, django_capture_on_commit_callbacks):
+    order = OrderFactory(channel=channel, lines=[("SKU-1", 2, "10.00")])
+    with pytest.raises(RefundValidationError):
+        _submit(channel, order, "k-1", [("SKU-1", 3)])
+    assert queue() == []
+    # Support creates requests inside its own transaction: if that rolls back, so does the task.
+    with pytest.raises(RuntimeError), transaction.atomic():
+        _submit(channel, order, "k-2", [("SKU-1", 1)])
+        raise RuntimeError
+    assert queue() == [] and RefundRequest.objects.count() == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        _submit(channel, order, "k-3", [("SKU-1", 1)])
+    assert len(queue()) == 1
+    _, created = _submit(channel, order, "k-3", [("SKU-1", 1)])
+    assert not created and len(queue()) == 1

@@ -9,7 +9,11 @@ from tests.factories import OrderFactory
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 
-def test_a_real_cluster_evaluates_a_submitted_request(qcluster):
+@pytest.mark.parametrize("cluster", ["qcluster", "qcluster_on_redis"])
+def test_a_real_cluster_evaluates_a_submitted_request(cluster, transactional_db, request):
+    """On the ORM broker the intake statement queues the task; on Redis, the service after
+    commit. Either way a real cluster picks it up."""
+    qcluster = request.getfixturevalue(cluster)
     order = OrderFactory(lines=[("SKU-1", 1, "15.00")])
     refund, _ = services.refund_submit(
         actor=Actor.for_channel(order.channel),
