@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from orders.actors import Actor
 from orders.api.exceptions import ERR_400, ERR_401, ERR_403, ERR_404, ERR_409, ChannelAPIMixin
+from orders.api.fields import BoundValidator
 from refunds import selectors_api as selectors
 from refunds import services
 from refunds.api.serializers import (
@@ -36,6 +37,8 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     description="Any string up to 128 characters; the same key with the same body returns the same request.",
 )
 REFUND_ID = OpenApiParameter("refund_id", OpenApiTypes.INT, OpenApiParameter.PATH)
+# Every channel's every request is validated here: the serializer is made once.
+CREATE_BODY = BoundValidator(RefundCreateSerializer)
 
 
 def body_fingerprint(data) -> str:
@@ -107,9 +110,7 @@ class RefundListView(ChannelAPIMixin, APIView):
         key = request.headers.get("Idempotency-Key", "").strip()
         if not key or len(key) > 128:
             raise ValidationError({"Idempotency-Key": ["Send an Idempotency-Key header of 1 to 128 characters."]})
-        serializer = RefundCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = CREATE_BODY.validate(request.data)
         channel = request.auth
         lines = data.get("lines")
         refund, created = services.refund_submit(

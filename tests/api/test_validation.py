@@ -1,8 +1,14 @@
 """The long tail of bad bodies, in-process (test_http.py covers each kind over real HTTP):
 every one answers 400 with the field named, and nothing is written."""
 
-import pytest
+import sys
+from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+from rest_framework.exceptions import ValidationError
+
+from refunds.api.serializers import RefundCreateSerializer
+from refunds.api.views import CREATE_BODY
 from tests.api.conftest import db_snapshot, order_body
 
 pytestmark = pytest.mark.django_db
@@ -151,3 +157,63 @@ def test_unknown_paths_and_malformed_ids_answer_json_404(api):
     for path in ("/api/v1/nope/", "/api/v1/refunds/abc/", "/api/v1/refunds/null,null/withdraw/"):
         r = api.get(path) if "withdraw" not in path else api.post(path, {}, format="json")
         assert r.status_code == 404 and r["Content-Type"] == "application/json", path
+
+
+REFUND_BODIES = [
+    refund_body(),
+    {k: v for k, v in refund_body().items() if k != "lines"},
+    refund_body(refund_method="store_credit", customer_note="too small"),
+    refund_body(lines=[{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-2", "quantity": 1}]),
+    refund_body(lines=[{"sku": "SKU-1", "quantity": 0}]),
+    refund_body(lines=[{"quantity": 1}, {"sku": "x" * 65, "quantity": "a"}]),
+    refund_body(lines=[]),
+    refund_body(lines=None),
+    refund_body(lines="SKU-1"),
+    refund_body(reason="bored", kind="swap", refund_method="cash"),
+    refund_body(order_number="", customer_note="x" * 2001),
+    refund_body(order_number={"a": 1}),
+    refund_body(extra=True),
+    {},
+    "just a string",
+    ["a", "list"],
+    None,
+]
+
+
+def _by_new_serializer(body):
+    serializer = RefundCreateSerializer(data=body)
+    if serializer.is_valid():
+        return "valid", serializer.validated_data
+    return "invalid", serializer.errors
+
+
+def _by_bound_validator(body):
+    try:
+        return "valid", CREATE_BODY.validate(body)
+    except ValidationError as exc:
+        return "invalid", exc.detail
+
+
+@pytest.mark.parametrize("body", REFUND_BODIES)
+def test_the_intakes_bound_validator_answers_as_a_new_serializer(body):
+    """The POST validates with one serializer made at import (`BoundValidator`): it must
+    accept, default and refuse exactly as a serializer made for the request would."""
+    assert _by_bound_validator(body) == _by_new_serializer(body)
+
+
+def test_one_bound_validator_serves_many_threads_at_once():
+    """Validation keeps no state on the shared serializer: threads switching every
+    microsecond each get the answer for their own body."""
+    bodies = [
+        refund_body(order_number=f"N-{i}", lines=[{"sku": f"S-{i}", "quantity": i % 7 + (i % 3 == 0) * -1}]) for i in range(300)
+    ] + REFUND_BODIES
+    expected = [_by_new_serializer(body) for body in bodies]
+    assert {status for status, _ in expected} == {"valid", "invalid"}
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            got = list(pool.map(_by_bound_validator, bodies * 4))
+    finally:
+        sys.setswitchinterval(interval)
+    assert got == expected * 4
