@@ -207,11 +207,12 @@ def refund_submit(
     errors: dict[str, list[str]] = {}
     if not idempotency_key:
         errors["idempotency_key"] = ["An idempotency key is required."]
-    if kind not in RefundRequest.Kind.values:
+    # `x in Choices` compares with the members' values without building `.choices` (labels).
+    if kind not in RefundRequest.Kind:
         errors["kind"] = [f"'{kind}' is not a kind of request; use one of {', '.join(RefundRequest.Kind.values)}."]
-    if reason not in Reason.values:
+    if reason not in Reason:
         errors["reason"] = [f"'{reason}' is not a reason code; use one of {', '.join(Reason.values)}."]
-    if refund_method not in RefundMethod.values:
+    if refund_method not in RefundMethod:
         errors["refund_method"] = [f"'{refund_method}' is not a refund method; use one of {', '.join(RefundMethod.values)}."]
     if errors:
         raise RefundValidationError(errors)

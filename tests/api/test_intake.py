@@ -190,3 +190,22 @@ def test_nothing_is_queued_for_a_refusal_a_replay_or_a_rolled_back_caller(channe
     assert len(queue()) == 1
     _, created = _submit(channel, order, "k-3", [("SKU-1", 1)])
     assert not created and len(queue()) == 1
+
+
+def test_the_service_names_each_unknown_code(channel):
+    """Staff call the service without the API's serializer: it checks the codes itself."""
+    order = OrderFactory(channel=channel, lines=[("SKU-1", 1, "10.00")])
+    before = _written()
+    with pytest.raises(RefundValidationError) as refused:
+        services.refund_submit(
+            actor=Actor.for_channel(channel),
+            channel=channel,
+            idempotency_key="k-1",
+            order_number=order.number,
+            kind="swap",
+            reason="bored",
+            refund_method="cash",
+        )
+    assert sorted(refused.value.errors) == ["kind", "reason", "refund_method"]
+    assert refused.value.errors["reason"][0].startswith("'bored' is not a reason code; use one of not_received, shipping_delay, ")
+    assert _written() == before
