@@ -73,6 +73,17 @@ print(key)
     return out.strip().splitlines()[-1]
 
 
+def wal_and_checkpoints(url: str) -> tuple[int, int]:
+    """(WAL bytes written so far, checkpoints so far) of the whole server."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn, checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+        ).fetchone()
+    return int(row[0]), row[1]
+
+
 def run_phase(port, key, *, path, body_for, seconds, clients, key_prefix="bench"):
     """`clients` threads post for `seconds`; returns (latencies in ms, status counts)."""
     latencies: list[float] = []
@@ -202,7 +213,10 @@ def main():
         # The two endpoints take turns (`--rounds` times each), so that a slow minute of the
         # shared host weighs on both alike; the figures are over all of an endpoint's turns.
         endpoints = (("bare DRF insert", "/bench/bare/", bare), ("POST /api/v1/refunds/", "/api/v1/refunds/", refund))
-        runs = {name: {"lat": [], "statuses": {}, "seconds": 0, "rps": []} for name, _, _ in endpoints}
+        runs = {
+            name: {"lat": [], "statuses": {}, "seconds": 0, "rps": [], "checkpoints": [], "wal_bytes": 0}
+            for name, _, _ in endpoints
+        }
         offset = 0
         for _ in range(args.rounds):
             for name, path, body in endpoints:
@@ -211,6 +225,7 @@ def main():
                 def numbered(n, body=body, start=start):
                     return body(start + n)
 
+                before = wal_and_checkpoints(env["DATABASE_URL"])
                 lat, statuses, n = run_phase(
                     args.port,
                     key,
@@ -222,7 +237,10 @@ def main():
                 )
                 if name != "bare DRF insert":
                     offset += n
+                after = wal_and_checkpoints(env["DATABASE_URL"])
                 run = runs[name]
+                run["wal_bytes"] += after[0] - before[0]
+                run["checkpoints"].append(after[1] - before[1])
                 run["lat"] += lat
                 run["seconds"] += args.seconds
                 run["rps"].append(round(len(lat) / args.seconds, 1))
@@ -236,6 +254,11 @@ def main():
                 "statuses": run["statuses"],
                 "rps": round(len(lat) / run["seconds"], 1),
                 "rps_per_round": run["rps"],
+                # A checkpoint during a turn makes the next write to each page log the whole
+                # page; the refunds touch a new order's pages every time, the bare inserts
+                # one page at the end of a table, so they are hit much harder.
+                "checkpoints_per_round": run["checkpoints"],
+                "wal_bytes_per_request": round(run["wal_bytes"] / max(len(run["lat"]), 1)),
                 "p50_ms": round(statistics.median(lat), 1),
                 "p95_ms": round(pct(lat, 95), 1),
                 "p99_ms": round(pct(lat, 99), 1),
@@ -252,6 +275,11 @@ def main():
         print("| endpoint | requests | req/s | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|---|")
         for name, x in results.items():
             print(f"| {name} | {x['requests']} | {x['rps']} | {x['p50_ms']} | {x['p95_ms']} | {x['p99_ms']} |")
+        for name, x in results.items():
+            print(
+                f"{name}: req/s per turn {x['rps_per_round']}, checkpoints per turn {x['checkpoints_per_round']},"
+                f" WAL {x['wal_bytes_per_request']} bytes/request"
+            )
         print(f"refunds/bare throughput ratio: {r['rps'] / b['rps']:.2f}; refunds p95 {r['p95_ms']} ms")
     finally:
         os.killpg(gunicorn.pid, signal.SIGTERM)
