@@ -24,13 +24,11 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DB = "rd_api_inprocess"
 
 
 def main():
@@ -50,7 +48,7 @@ def main():
 
     os.environ.update(
         {
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/rd_api_inprocess",
             "DJANGO_SETTINGS_MODULE": "bench.bench_settings",
             "Q_CLUSTER_NAME": "rd-api-inprocess",
             "DEBUG": "0",
@@ -60,15 +58,9 @@ def main():
         }
     )
     os.environ.pop("Q_SYNC", None)
-    from bench import api_bench
-    from bench.api_inprocess import environ
+    from bench.api_inprocess import environ, prepared_key
 
-    key_file = Path(tempfile.gettempdir()) / f"{DB}.key"
-    if args.reuse and key_file.exists():
-        key = key_file.read_text().strip()
-    else:
-        key = api_bench.prepare(args.orders, {**os.environ, "PYTHONPATH": str(ROOT)}, db=DB)
-        key_file.write_text(key)
+    key = prepared_key(args.orders, reuse=args.reuse)
 
     import django
 

@@ -55,6 +55,20 @@ def environ(path: str, body: dict, key: str, idem: str) -> dict:
     }
 
 
+def prepared_key(orders: int, *, reuse: bool) -> str:
+    """The channel key of `rd_api_inprocess`, which is (re)created and seeded with `orders`
+    orders as `bench/api_bench.py` seeds its own, unless `reuse` and a previous run left it.
+    The environment must already name the database (DATABASE_URL)."""
+    from bench import api_bench
+
+    key_file = Path(tempfile.gettempdir()) / f"{DB}.key"
+    if reuse and key_file.exists():
+        return key_file.read_text().strip()
+    key = api_bench.prepare(orders, {**os.environ, "PYTHONPATH": str(ROOT)}, db=DB)
+    key_file.write_text(key)
+    return key
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=1000)
@@ -79,14 +93,7 @@ def main():
     os.environ["Q_BROKER"] = "orm"
     if args.redis:
         os.environ.update(REDIS_URL=args.redis, Q_BROKER="redis")
-    from bench import api_bench
-
-    key_file = Path(tempfile.gettempdir()) / f"{DB}.key"
-    if args.reuse and key_file.exists():
-        key = key_file.read_text().strip()
-    else:
-        key = api_bench.prepare(args.orders, {**os.environ, "PYTHONPATH": str(ROOT)}, db=DB)
-        key_file.write_text(key)
+    key = prepared_key(args.orders, reuse=args.reuse)
 
     import django
 
