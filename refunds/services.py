@@ -396,19 +396,17 @@ def _resolve_lines(order_lines: dict[str, OrderLine], lines: list[LineRequest] |
     return wanted
 
 
-def _shift_lines(moves: list[tuple[int, int, Decimal]], *, hold: int, refund: bool = False) -> None:
-    """Move (order_line_id, quantity, amount) into (`hold=+1`) or out of (`hold=-1`) the lines'
-    holds, and with `refund` into their refunded figures, in one UPDATE for all lines, so the
-    cost does not grow with the order's size. The caller holds the order and line locks."""
+def _release_lines(moves: list[tuple[int, int, Decimal]], *, refunded: bool = False) -> None:
+    """Take (order_line_id, quantity, amount) out of the lines' holds, and with `refunded` into
+    their refunded figures, in one UPDATE for all lines, so the cost does not grow with the
+    order's size. The caller holds the order and line locks. (Holds are taken at intake, by
+    `refunds.intake`.)"""
     if not moves:
         return
     qty = Case(*[When(pk=pk, then=Value(q)) for pk, q, _ in moves], output_field=IntegerField())
     amt = Case(*[When(pk=pk, then=Value(a)) for pk, _, a in moves], output_field=DecimalField(max_digits=14, decimal_places=2))
-    if hold > 0:
-        updates = {"held_quantity": F("held_quantity") + qty, "held_amount": cents(F("held_amount") + amt)}
-    else:
-        updates = {"held_quantity": F("held_quantity") - qty, "held_amount": cents(F("held_amount") - amt)}
-    if refund:
+    updates = {"held_quantity": F("held_quantity") - qty, "held_amount": cents(F("held_amount") - amt)}
+    if refunded:
         updates |= {"refunded_quantity": F("refunded_quantity") + qty, "refunded_amount": cents(F("refunded_amount") + amt)}
     OrderLine.objects.filter(pk__in=[pk for pk, _, _ in moves]).update(**updates)
 
@@ -836,7 +834,7 @@ def _release_holds(refund: RefundRequest) -> None:
     """Give back what the request held on the order; the caller holds the order and line locks."""
     if refund.holds_released_at is not None:
         return
-    _shift_lines(_request_moves(refund), hold=-1)
+    _release_lines(_request_moves(refund))
     Order.objects.filter(pk=refund.order_id).update(held_total=cents(F("held_total") - refund.amount_requested))
     refund.holds_released_at = timezone.now()
     refund.save(update_fields=["holds_released_at"])
@@ -1170,7 +1168,7 @@ def payout_record_result(*, payout_id: int, reference: str = "", error: str = ""
 
 def _complete(refund: RefundRequest) -> None:
     """Every payout succeeded: the held units become refunded, what was not paid is released."""
-    _shift_lines(_request_moves(refund), hold=-1, refund=True)
+    _release_lines(_request_moves(refund), refunded=True)
     unpaid = refund.amount_requested - refund.amount_paid
     if unpaid:
         Order.objects.filter(pk=refund.order_id).update(held_total=cents(F("held_total") - unpaid))
