@@ -34,8 +34,16 @@ def sh(*args, env=None):
     subprocess.run(args, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
 
 
-def prepare(orders: int, env: dict, db: str = DB) -> str:
-    """(Re)create `db` (env's DATABASE_URL must name it), seed it, and return the channel key."""
+def prepare(orders: int, env: dict, db: str = DB, history: int | None = None) -> str:
+    """(Re)create `db` (env's DATABASE_URL must name it), seed it, and return the channel key.
+
+    Besides the `orders` the requests ask for, the channel gets a history: `history` (by
+    default half as many) older orders, each with a rejected refund request, its line and its
+    event, as a merchant's database has. The request tables do not start the run empty: a
+    PostgreSQL backend plans the foreign-key checks on a table once, and plans made while
+    `refunds_refundrequest` is empty scan it whole at every check from then on, until the
+    table is next analyzed (and this machine's server runs with autovacuum off)."""
+    history = orders // 2 if history is None else history
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {db}"], check=True)
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {db}"], check=True)
     sh(sys.executable, "manage.py", "migrate", "-v0", env=env)
@@ -46,6 +54,7 @@ from decimal import Decimal
 from django.db import connection
 from django.utils import timezone
 from orders.models import Channel, Customer, Order, OrderLine, Payment, Shipment
+from refunds.models import RefundEvent, RefundLine, RefundRequest
 key = "rd_bench_" + secrets.token_urlsafe(16)
 ch = Channel.objects.create(name="bench", kind="web_store", key_hash=Channel.hash_key(key), key_prefix=key[:8])
 now = timezone.now()
@@ -60,6 +69,25 @@ Order.objects.bulk_create(orders, batch_size=2000)
 OrderLine.objects.bulk_create([OrderLine(order=o, sku=s, name=s, quantity=1, unit_price=Decimal("19.90"), line_total=Decimal("19.90")) for o in orders for s in ("SKU-1", "SKU-2")], batch_size=4000)
 Payment.objects.bulk_create([Payment(order=o, method="alipay", reference=f"P-{{o.number}}", amount=Decimal("39.80"), paid_at=o.paid_at) for o in orders], batch_size=4000)
 Shipment.objects.bulk_create([Shipment(order=o, carrier="sf", tracking_number=f"SF-{{o.number}}", shipped_at=o.shipped_at, delivered_at=o.delivered_at, last_status="delivered") for o in orders], batch_size=4000)
+past = []
+for i, c in enumerate(customers[:{history}]):
+    o = Order(channel=ch, number=f"H-{{i}}", customer=c, placed_at=now - timedelta(days=60), paid_total=Decimal("19.90"),
+              paid_at=now - timedelta(days=60), shipped_at=now - timedelta(days=59), delivered_at=now - timedelta(days=57))
+    o.__dict__["state"] = "delivered"
+    past.append(o)
+Order.objects.bulk_create(past, batch_size=2000)
+past_lines = OrderLine.objects.bulk_create([OrderLine(order=o, sku="SKU-1", name="SKU-1", quantity=1, unit_price=Decimal("19.90"), line_total=Decimal("19.90")) for o in past], batch_size=4000)
+requests = []
+for o in past:
+    r = RefundRequest(channel=ch, idempotency_key=f"history-{{o.number}}", order=o, customer=o.customer, kind="refund_only",
+                      requested_kind="refund_only", reason="changed_mind", currency="CNY", amount_requested=Decimal("19.90"),
+                      decision_reason="Outside the return window.", created_at=now - timedelta(days=20),
+                      state_changed_at=now - timedelta(days=19), rejected_at=now - timedelta(days=19))
+    r.__dict__["state"] = "rejected"
+    requests.append(r)
+RefundRequest.objects.bulk_create(requests, batch_size=2000)
+RefundLine.objects.bulk_create([RefundLine(request=r, order_line=line, quantity=1, amount=Decimal("19.90")) for r, line in zip(requests, past_lines)], batch_size=4000)
+RefundEvent.objects.bulk_create([RefundEvent(request=r, action="submit", to_state="submitted", actor_kind="channel", actor_channel=ch, public=True, at=r.created_at) for r in requests], batch_size=4000)
 with connection.cursor() as c:
     c.execute("CREATE TABLE bench_bare (id bigserial PRIMARY KEY, body text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())")
     # As pgbench does after loading: the bulk-loaded rows get their hint bits and visibility
@@ -82,6 +110,46 @@ def wal_and_checkpoints(url: str) -> tuple[int, int]:
             "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn, checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
         ).fetchone()
     return int(row[0]), row[1]
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_readings(gunicorn_pid: int, db: str = DB) -> dict:
+    """CPU seconds used so far by each process of interest, keyed by pid as (group, seconds):
+    this script (the clients), gunicorn (master and workers), the PostgreSQL backends of
+    `db`, and PostgreSQL's other processes (WAL writer, checkpointer, autovacuum, ...); and
+    under "machine" the busy seconds of both cores (`/proc/stat`)."""
+    readings: dict = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid, ppid, seconds = int(entry.name), int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
+        if pid == os.getpid():
+            readings[pid] = ("clients", seconds)
+        elif gunicorn_pid in (pid, ppid):
+            readings[pid] = ("gunicorn", seconds)
+        elif cmdline.startswith("postgres: "):
+            readings[pid] = ("pg backends" if f" {db} " in cmdline else "pg other", seconds)
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in f.readline().split()[1:9])
+    readings["machine"] = ("machine", (user + nice + system + irq + softirq + steal) / TICK)
+    return readings
+
+
+def cpu_used(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds by group between two `cpu_readings`. A process that started in between
+    counts from zero; one that exited counts only in the machine's figure."""
+    used = {"clients": 0.0, "gunicorn": 0.0, "pg backends": 0.0, "pg other": 0.0, "machine": 0.0}
+    for pid, (group, seconds) in after.items():
+        used[group] += seconds - before.get(pid, (group, 0.0))[1]
+    return used
 
 
 def run_phase(port, key, *, path, body_for, seconds, clients, key_prefix="bench"):
@@ -143,6 +211,9 @@ def main():
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--port", type=int, default=8110)
     parser.add_argument("--orders", type=int, default=40000)
+    parser.add_argument(
+        "--history", type=int, default=None, help="past orders with a rejected request each (default: half of --orders)"
+    )
     parser.add_argument("--conn-max-age", type=int, default=0, help="DB_CONN_MAX_AGE for gunicorn (0: a connection per request)")
     parser.add_argument("--redis", default="", help="use this Redis URL as the django-q2 broker instead of the ORM")
     args = parser.parse_args()
@@ -161,7 +232,7 @@ def main():
     if args.redis:
         env.update(REDIS_URL=args.redis, Q_BROKER="redis")
     env["DB_CONN_MAX_AGE"] = str(args.conn_max_age)
-    key = prepare(args.orders, env)
+    key = prepare(args.orders, env, history=args.history)
     gunicorn = subprocess.Popen(
         [
             sys.executable,
@@ -214,7 +285,16 @@ def main():
         # shared host weighs on both alike; the figures are over all of an endpoint's turns.
         endpoints = (("bare DRF insert", "/bench/bare/", bare), ("POST /api/v1/refunds/", "/api/v1/refunds/", refund))
         runs = {
-            name: {"lat": [], "statuses": {}, "seconds": 0, "rps": [], "checkpoints": [], "wal_bytes": 0}
+            name: {
+                "lat": [],
+                "statuses": {},
+                "seconds": 0,
+                "rps": [],
+                "checkpoints": [],
+                "wal_bytes": 0,
+                "cpu": {},
+                "cpu_per_turn": [],
+            }
             for name, _, _ in endpoints
         }
         offset = 0
@@ -226,6 +306,7 @@ def main():
                     return body(start + n)
 
                 before = wal_and_checkpoints(env["DATABASE_URL"])
+                cpu_before = cpu_readings(gunicorn.pid)
                 lat, statuses, n = run_phase(
                     args.port,
                     key,
@@ -237,8 +318,12 @@ def main():
                 )
                 if name != "bare DRF insert":
                     offset += n
+                cpu = cpu_used(cpu_before, cpu_readings(gunicorn.pid))
                 after = wal_and_checkpoints(env["DATABASE_URL"])
                 run = runs[name]
+                for group, seconds in cpu.items():
+                    run["cpu"][group] = run["cpu"].get(group, 0.0) + seconds
+                run["cpu_per_turn"].append({g: round(1000 * s / max(len(lat), 1), 2) for g, s in cpu.items()})
                 run["wal_bytes"] += after[0] - before[0]
                 run["checkpoints"].append(after[1] - before[1])
                 run["lat"] += lat
@@ -259,6 +344,8 @@ def main():
                 # one page at the end of a table, so they are hit much harder.
                 "checkpoints_per_round": run["checkpoints"],
                 "wal_bytes_per_request": round(run["wal_bytes"] / max(len(run["lat"]), 1)),
+                # Where the 2 cores went: CPU milliseconds per request, by process group.
+                "cpu_ms_per_request": {group: round(1000 * s / max(len(lat), 1), 3) for group, s in run["cpu"].items()},
                 "p50_ms": round(statistics.median(lat), 1),
                 "p95_ms": round(pct(lat, 95), 1),
                 "p99_ms": round(pct(lat, 99), 1),
@@ -280,6 +367,9 @@ def main():
                 f"{name}: req/s per turn {x['rps_per_round']}, checkpoints per turn {x['checkpoints_per_round']},"
                 f" WAL {x['wal_bytes_per_request']} bytes/request"
             )
+            print(f"{name}: CPU ms/request {x['cpu_ms_per_request']}")
+            for turn in runs[name]["cpu_per_turn"]:
+                print(f"    per turn {turn}")
         print(f"refunds/bare throughput ratio: {r['rps'] / b['rps']:.2f}; refunds p95 {r['p95_ms']} ms")
     finally:
         os.killpg(gunicorn.pid, signal.SIGTERM)

@@ -76,6 +76,9 @@ def main():
     parser.add_argument("--orders", type=int, default=20000, help="orders to seed; each request takes an order of its own")
     parser.add_argument("--reuse", action="store_true", help="keep the database a previous run prepared")
     parser.add_argument("--timings", action="store_true", help="print the mean time of each SQL statement of the refund")
+    parser.add_argument(
+        "--plans", action="store_true", help="print how PostgreSQL planned each prepared statement (generic or custom)"
+    )
     parser.add_argument("--redis", default="", help="queue to this Redis URL instead of the ORM broker")
     args = parser.parse_args()
 
@@ -167,6 +170,15 @@ def main():
             profiler.dump_stats(Path(tempfile.gettempdir()) / f"{DB}-{name}.prof")
             print(stream.getvalue())
     print(json.dumps(results, indent=2))
+    if args.plans:
+        # A prepared statement on a generic plan is planned once; on custom plans, at every run.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT generic_plans, custom_plans, left(regexp_replace(statement, '\\s+', ' ', 'g'), 90)"
+                " FROM pg_prepared_statements ORDER BY generic_plans + custom_plans DESC"
+            )
+            for generic, custom, statement in cursor.fetchall():
+                print(f"generic {generic:6}  custom {custom:6}  {statement}")
     with open("/proc/loadavg") as f:
         load = " ".join(f.read().split()[:3])
     print(
