@@ -257,8 +257,62 @@ _FROM_ORDER = ("order_id", "customer_id", "currency", "amount_requested")
 _FROM_REQUEST = ("request_id",)
 
 
+def _is_fresh_default(field) -> bool:
+    """Whether the field's default is a new empty dict or list each time (JSON fields)."""
+    return field.default in (dict, list)
+
+
 @cache
-def _submit_sql(vendor: str, request_columns: tuple[str, ...], event_columns: tuple[str, ...], with_task: bool) -> str:
+def _defaults(model) -> tuple[tuple[str, object, bool], ...]:
+    """(attname, default, made fresh each time) of each of the model's concrete fields, in
+    column order: what `Model()` would set for a field not given."""
+    return tuple((f.attname, f.get_default(), _is_fresh_default(f)) for f in model._meta.concrete_fields)
+
+
+def _instance(model, values: dict):
+    """The saved instance whose given fields are `values` (by attname, the pk included) and
+    every other field its default, as `Model(**values)` would make it, but through the
+    positional path that loading a row takes: a quarter of the cost."""
+    return model.from_db(
+        connection.alias,
+        None,
+        [values[name] if name in values else (default.copy() if fresh else default) for name, default, fresh in _defaults(model)],
+    )
+
+
+@cache
+def _request_template(vendor: str, given: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...], tuple]:
+    """(columns, their SQL values, the fields bound) of a new request's row but for
+    `_FROM_ORDER`: a placeholder for each field in `given` (attnames), bound per request in
+    the order of the fields returned; for every other field its default, written into the
+    statement once as a literal (NULL columns are left out). A default that is not a
+    constant (the time now) must be given."""
+    from psycopg import sql
+
+    connection.ensure_connection()
+    columns, values, bound = [], [], []
+    for field in _fields(RefundRequest):
+        if field.attname in given:
+            columns.append(field.column)
+            values.append("%s")
+            bound.append(field)
+            continue
+        if field.attname in _FROM_ORDER:
+            continue
+        if getattr(field, "auto_now", False) or (
+            field.has_default() and callable(field.default) and not _is_fresh_default(field)
+        ):
+            raise ValueError(f"RefundRequest.{field.name} has no constant default: give it.")
+        value = field.get_db_prep_save(field.get_default(), connection)
+        if value is None and field.null:
+            continue
+        columns.append(field.column)
+        values.append(sql.Literal(value).as_string(connection.connection))
+    return tuple(columns), tuple(values), tuple(bound)
+
+
+@cache
+def _submit_sql(vendor: str, given: tuple[str, ...], event_columns: tuple[str, ...], with_task: bool) -> str:
     qn = connection.ops.quote_name
     order, line, refund, refund_line, event = (
         Order._meta,
@@ -289,8 +343,9 @@ def _submit_sql(vendor: str, request_columns: tuple[str, ...], event_columns: tu
         "quantity",
         "amount",
     ], "RefundLine gained a field: write it in _submit_sql"
+    request_columns, request_sql, _ = _request_template(vendor, given)
     request_cols = (*request_columns, *_FROM_ORDER)
-    request_values = ["%s"] * len(request_columns) + [filled[c] for c in _FROM_ORDER]
+    request_values = [*request_sql, *(filled[c] for c in _FROM_ORDER)]
     event_cols = (*event_columns, *_FROM_REQUEST)
     event_values = ["%s"] * len(event_columns) + ["(SELECT id FROM req)"]
     return (
@@ -352,35 +407,39 @@ def submit(
     channel_id: int,
     number: str,
     lines: list[tuple[str, int]] | None,
-    refund,
+    refund: dict,
     event,
     task: tuple[str, str] | None = None,
-) -> list[RefundLine]:
+) -> tuple[RefundRequest, list[RefundLine]]:
     """The whole intake in one statement (PostgreSQL): lock the order and the lines asked
     for, work out each line's amount as `refunds.services._line_amount` does, hold them on
-    the lines and the order, and insert `refund` (which gets its order, customer, currency
-    and amount here), its lines, `event` and `task` (queue key, signed package: a row of
-    django-q2's ORM broker, from `config.q2.task_row`); return the request's lines.
+    the lines and the order, and insert the request, its lines, `event` and `task` (queue
+    key, signed package: a row of django-q2's ORM broker, from `config.q2.task_row`); return
+    the request and its lines as saved.
 
-    `lines` are (SKU, quantity), each SKU once and every quantity at least 1, or None for
-    all that is left on the order. Whatever is wrong (no such order or SKU, more asked than
-    is left, the key already used) trips a constraint: the statement writes nothing and
-    raises IntegrityError, and the caller takes the locked path, which says what was wrong."""
-    request_columns, request_values = _row(refund, skip=_FROM_ORDER)
+    `refund` holds the request's own values by attname (a `%s` each in the statement); its
+    order, customer, currency and amount come from the order here, and every other field is
+    its default (see `_request_template`). `lines` are (SKU, quantity), each SKU once and
+    every quantity at least 1, or None for all that is left on the order. Whatever is wrong
+    (no such order or SKU, more asked than is left, the key already used) trips a
+    constraint: the statement writes nothing and raises IntegrityError, and the caller takes
+    the locked path, which says what was wrong."""
+    given = tuple(refund)
     event_columns, event_values = _row(event, skip=_FROM_REQUEST)
     skus = None if lines is None else [sku for sku, _ in lines]
+    *_, bound = _request_template(connection.vendor, given)
     params = [
         channel_id,
         number,
         skus,
         None if lines is None else [qty for _, qty in lines],
         skus,
-        *request_values,
+        *(field.get_db_prep_save(refund[field.attname], connection) for field in bound),
         None if lines is None else len(lines),
         *event_values,
         *(task or ()),
     ]
-    cursor.execute(_submit_sql(connection.vendor, request_columns, event_columns, task is not None), params)
+    cursor.execute(_submit_sql(connection.vendor, given, event_columns, task is not None), params)
     rows = cursor.fetchall()
     if not rows or any(row[2] != len(rows) or row[3] != 1 for row in rows):  # pragma: no cover - constraints refuse first
         raise AssertionError("the intake statement wrote less than it asked for")
@@ -389,16 +448,24 @@ def submit(
         Order,
         {"id": order_id, "channel_id": channel_id, "number": number, "customer_id": customer_id, "currency": currency},
     )
-    refund.order, refund.customer_id, refund.currency = order, customer_id, currency
-    refund.amount_requested = sum((row[11] for row in rows), Decimal("0.00"))
+    saved = _instance(
+        RefundRequest,
+        {
+            **refund,
+            "id": refund_id,
+            "order_id": order_id,
+            "customer_id": customer_id,
+            "currency": currency,
+            "amount_requested": sum((row[11] for row in rows), Decimal("0.00")),
+        },
+    )
+    saved.order = order
     refund_lines = []
     for *_, line_id, sku, name, qty, amount, refund_line_id in rows:
         order_line = _loaded(OrderLine, {"id": line_id, "order_id": order_id, "sku": sku, "name": name})
-        refund_line = RefundLine(id=refund_line_id, request=refund, order_line=order_line, quantity=qty, amount=amount)
+        refund_line = RefundLine(request=saved, order_line=order_line, quantity=qty, amount=amount)
+        _saved(refund_line, refund_line_id)
         refund_lines.append(refund_line)
-    for obj, pk in ((refund, refund_id), (event, event_id), *((rl, rl.pk) for rl in refund_lines)):
-        _saved(obj, pk)
-    for rl in refund_lines:
-        rl.request_id = refund_id
-    event.request_id = refund_id
-    return refund_lines
+    event.request = saved
+    _saved(event, event_id)
+    return saved, refund_lines

@@ -122,7 +122,7 @@ def record_event(refund: RefundRequest, **kwargs) -> RefundEvent:
 
 
 def build_event(
-    refund: RefundRequest,
+    refund: RefundRequest | None,
     *,
     actor: Actor,
     action: str,
@@ -132,6 +132,8 @@ def build_event(
     payout: Payout | None = None,
     to_state: str | None = None,
 ) -> RefundEvent:
+    """An unsaved event of an action on `refund`. `refund` may be None when `to_state` is
+    given; the caller then sets the event's request before saving it."""
     return RefundEvent(
         request=refund,
         payout=payout,
@@ -273,23 +275,25 @@ def _submit_in_one_statement(where: dict, new: dict) -> tuple[RefundRequest, boo
         not lines or len({line.sku for line in lines}) != len(lines) or any(line.quantity < 1 for line in lines)
     ):
         return None
-    refund, event = _unsaved_request(new)
+    now = timezone.now()
+    event = _submit_event(new, now)
     # On the ORM broker the statement writes the evaluation task too (None: enqueue after).
     task = task_row("refunds.tasks.refund_evaluate_submitted_task", new["channel"].pk, new["idempotency_key"])
     # Inside a caller's transaction the statement gets a savepoint, so that a refusal leaves
     # that transaction usable; on its own it commits by itself (autocommit).
     try:
         with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
-            refund_lines = intake.submit(
+            refund, refund_lines = intake.submit(
                 cursor,
                 **where,
                 lines=None if lines is None else [(line.sku, line.quantity) for line in lines],
-                refund=refund,
+                refund=_request_values(new, now),
                 event=event,
                 task=task,
             )
     except IntegrityError:
         return None
+    refund.channel = new["channel"]
     _submitted(refund, refund_lines, event, queued=task is not None)
     return refund, True
 
@@ -306,24 +310,46 @@ def _replay(match: tuple[int, str], fingerprint: str) -> RefundRequest:
     return RefundRequest.objects.get(pk=match[0])
 
 
+def _request_values(new: dict, now) -> dict:
+    """A new request's own values by attname, as the channel asked for it; the order's facts
+    (order, customer, currency, amount) are the intake's to fill in, the rest are defaults."""
+    return {
+        "channel_id": new["channel"].pk,
+        "idempotency_key": new["idempotency_key"],
+        "body_fingerprint": new["body_fingerprint"],
+        "kind": new["kind"],
+        "requested_kind": new["kind"],
+        "reason": new["reason"],
+        "refund_method": new["refund_method"],
+        "customer_note": new["customer_note"],
+        "state_changed_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _submit_event(new: dict, now) -> RefundEvent:
+    """The `submit` event of a new request, not saved yet; its request is the caller's to set."""
+    event = build_event(
+        None,
+        actor=new["actor"],
+        action="submit",
+        from_state="",
+        note=new["customer_note"],
+        to_state=RefundRequest.State.SUBMITTED,
+    )
+    event.at = now
+    return event
+
+
 def _unsaved_request(new: dict) -> tuple[RefundRequest, RefundEvent]:
     """The request as the channel asked for it and its `submit` event, not saved yet; the
     order's facts (order, customer, currency, amount) are the caller's to fill in."""
     now = timezone.now()
-    refund = RefundRequest(
-        channel=new["channel"],
-        idempotency_key=new["idempotency_key"],
-        body_fingerprint=new["body_fingerprint"],
-        kind=new["kind"],
-        requested_kind=new["kind"],
-        reason=new["reason"],
-        refund_method=new["refund_method"],
-        customer_note=new["customer_note"],
-        state_changed_at=now,
-        created_at=now,
-    )
-    event = build_event(refund, actor=new["actor"], action="submit", from_state="", note=new["customer_note"])
-    event.at = now
+    refund = RefundRequest(**_request_values(new, now))
+    refund.channel = new["channel"]
+    event = _submit_event(new, now)
+    event.request = refund
     return refund, event
 
 

@@ -63,6 +63,31 @@ def test_the_201_body_is_what_the_detail_serializer_says(channel):
     assert fast["timeline"] == [{"action": "submit", "state": "submitted", "at": fast["created_at"], "note": "too small"}]
 
 
+def _fields(obj) -> dict:
+    return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+
+
+def test_the_request_returned_is_the_row_written(channel):
+    """The one statement writes the request's defaults as literals and builds the instance
+    it returns without `Model()` (intake._instance); both ways must agree with the row, and
+    the instance must be as usable as a loaded one (its relations set, nothing deferred)."""
+    order = OrderFactory(channel=channel, lines=[("SKU-1", 3, "10.00"), ("SKU-2", 1, "5.55")])
+    refund, created = _submit(channel, order, "k-1", [("SKU-2", 1)], note="too small")
+    assert created and refund.pk is not None and not refund._state.adding
+    stored = RefundRequest.objects.get(pk=refund.pk)
+    assert _fields(refund) == _fields(stored)
+    assert refund.get_deferred_fields() == set()
+    assert (refund.state, refund.amount_paid, refund.evidence, refund.rule_trace) == ("submitted", Decimal("0.00"), {}, [])
+    # Mutable defaults are the instance's own, not shared with the next request's.
+    refund.evidence["seen"] = True
+    other, _ = _submit(channel, order, "k-2", [("SKU-1", 1)])
+    assert other.evidence == {} and RefundRequest.objects.get(pk=other.pk).evidence == {}
+    event = refund.events.all()[0]
+    assert _fields(event) == _fields(RefundEvent.objects.get(pk=event.pk))
+    assert (event.request_id, event.action, event.to_state, event.note) == (refund.pk, "submit", "submitted", "too small")
+    assert refund.channel == channel and refund.order.number == order.number
+
+
 @pytest.mark.parametrize(
     ("lines", "asks", "amounts"),
     [
