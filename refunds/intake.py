@@ -25,6 +25,7 @@ from decimal import Decimal
 from functools import cache
 
 from django.db import connection
+from django.db.models.base import DEFERRED
 from django_q.models import OrmQ
 
 from orders.models import Order, OrderLine
@@ -43,11 +44,15 @@ def _money(value) -> Decimal:
     return Decimal(str(value)).quantize(CENT)
 
 
+@cache
+def _attnames(model) -> tuple[str, ...]:
+    return tuple(f.attname for f in model._meta.concrete_fields)
+
+
 def _loaded(model, values: dict):
     """An instance as the ORM would load it with only these fields (the rest deferred)."""
-    return model.from_db(
-        connection.alias, list(values), [values[f.attname] for f in model._meta.concrete_fields if f.attname in values]
-    )
+    attnames = _attnames(model)
+    return model.from_db(connection.alias, attnames, [values.get(name, DEFERRED) for name in attnames])
 
 
 def _columns(model, alias: str, names: tuple[str, ...]) -> str:
@@ -275,7 +280,7 @@ def _instance(model, values: dict):
     positional path that loading a row takes: a quarter of the cost."""
     return model.from_db(
         connection.alias,
-        None,
+        _attnames(model),
         [values[name] if name in values else (default.copy() if fresh else default) for name, default, fresh in _defaults(model)],
     )
 
@@ -463,8 +468,11 @@ def submit(
     refund_lines = []
     for *_, line_id, sku, name, qty, amount, refund_line_id in rows:
         order_line = _loaded(OrderLine, {"id": line_id, "order_id": order_id, "sku": sku, "name": name})
-        refund_line = RefundLine(request=saved, order_line=order_line, quantity=qty, amount=amount)
-        _saved(refund_line, refund_line_id)
+        refund_line = _instance(
+            RefundLine,
+            {"id": refund_line_id, "request_id": refund_id, "order_line_id": line_id, "quantity": qty, "amount": amount},
+        )
+        refund_line.request, refund_line.order_line = saved, order_line
         refund_lines.append(refund_line)
     event.request = saved
     _saved(event, event_id)
