@@ -25,6 +25,7 @@ from decimal import Decimal
 from functools import cache
 
 from django.db import connection
+from django.db.models import Field
 from django.db.models.base import DEFERRED
 from django_q.models import OrmQ
 
@@ -268,10 +269,12 @@ def _is_fresh_default(field) -> bool:
 
 
 @cache
-def _defaults(model) -> tuple[tuple[str, object, bool], ...]:
-    """(attname, default, made fresh each time) of each of the model's concrete fields, in
-    column order: what `Model()` would set for a field not given."""
-    return tuple((f.attname, f.get_default(), _is_fresh_default(f)) for f in model._meta.concrete_fields)
+def _defaults(model) -> tuple[tuple[str, object], ...]:
+    """(attname, default) of each of the model's concrete fields, in column order: the
+    constant, or the field itself when its default is made each time (a new dict, the time)."""
+    return tuple(
+        (f.attname, f if f.has_default() and callable(f.default) else f.get_default()) for f in model._meta.concrete_fields
+    )
 
 
 def _instance(model, values: dict):
@@ -281,7 +284,10 @@ def _instance(model, values: dict):
     return model.from_db(
         connection.alias,
         _attnames(model),
-        [values[name] if name in values else (default.copy() if fresh else default) for name, default, fresh in _defaults(model)],
+        [
+            values[name] if name in values else default.get_default() if isinstance(default, Field) else default
+            for name, default in _defaults(model)
+        ],
     )
 
 
