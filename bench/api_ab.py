@@ -58,6 +58,7 @@ def main():
         }
     )
     os.environ.pop("Q_SYNC", None)
+    from bench.api_bench import parse_stat
     from bench.api_inprocess import environ, prepared_key
 
     key = prepared_key(args.orders, reuse=args.reuse)
@@ -111,11 +112,10 @@ def main():
     redis_client = redis.Redis.from_url(args.redis)
 
     def cpu() -> tuple[float, float, float]:
-        fields = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
         info = redis_client.info("cpu")
         return (
             time.process_time(),
-            (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"),
+            parse_stat(Path(f"/proc/{backend}/stat").read_text())[1],
             info["used_cpu_sys"] + info["used_cpu_user"],
         )
 

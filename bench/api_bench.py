@@ -115,6 +115,12 @@ def wal_and_checkpoints(url: str) -> tuple[int, int]:
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def parse_stat(stat: str) -> tuple[int, float]:
+    """(parent pid, CPU seconds used so far) from the text of `/proc/<pid>/stat`."""
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
+
+
 def cpu_readings(gunicorn_pid: int, db: str = DB) -> dict:
     """CPU seconds used so far by each process of interest, keyed by pid as (group, seconds):
     this script (the clients), gunicorn (master and workers), the PostgreSQL backends of
@@ -129,8 +135,7 @@ def cpu_readings(gunicorn_pid: int, db: str = DB) -> dict:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        pid, ppid, seconds = int(entry.name), int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
+        pid, (ppid, seconds) = int(entry.name), parse_stat(stat)
         if pid == os.getpid():
             readings[pid] = ("clients", seconds)
         elif gunicorn_pid in (pid, ppid):
