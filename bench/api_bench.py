@@ -219,7 +219,12 @@ def main():
     parser.add_argument(
         "--history", type=int, default=None, help="past orders with a rejected request each (default: half of --orders)"
     )
-    parser.add_argument("--conn-max-age", type=int, default=0, help="DB_CONN_MAX_AGE for gunicorn (0: a connection per request)")
+    parser.add_argument(
+        "--conn-max-age",
+        type=int,
+        default=60,
+        help="DB_CONN_MAX_AGE for gunicorn, as the README says to deploy (0: a connection per request)",
+    )
     parser.add_argument("--redis", default="", help="use this Redis URL as the django-q2 broker instead of the ORM")
     args = parser.parse_args()
 
