@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from refunds.models import DEFAULT_DISPUTE_REASONS, Reason, RefundPolicy, RefundRequest
 
@@ -98,6 +98,14 @@ def gather_facts(
     )
 
 
+def stored_label(label) -> str:
+    """A choice's label as written into a stored sentence (a rule trace, an escalation
+    reason): English, whatever language the screen that caused it is in, as every sentence
+    stored with a decision is."""
+    with translation.override("en"):
+        return str(label)
+
+
 def evaluate(facts: Facts, policy: RefundPolicy) -> Decision:
     trace: list[dict] = []
     decision = Decision(outcome=PASS, kind=facts.kind)
@@ -128,9 +136,9 @@ def evaluate(facts: Facts, policy: RefundPolicy) -> Decision:
     if policy.dispute_reasons_enabled:
         disputes = policy.dispute_reasons or list(DEFAULT_DISPUTE_REASONS)
         if facts.reason in disputes:
-            step("dispute_reason", ESCALATE, f"'{Reason(facts.reason).label}' is a dispute reason")
+            step("dispute_reason", ESCALATE, f"'{stored_label(Reason(facts.reason).label)}' is a dispute reason")
         else:
-            step("dispute_reason", PASS, f"'{Reason(facts.reason).label}' is not a dispute reason")
+            step("dispute_reason", PASS, f"'{stored_label(Reason(facts.reason).label)}' is not a dispute reason")
 
     if policy.auto_approve_limit_enabled:
         if facts.amount > policy.auto_approve_limit:

@@ -9,6 +9,7 @@ request, its events, the outbox, the order's holds and the task queue exactly as
 from decimal import Decimal
 
 import pytest
+from django.utils import translation
 
 from notifications.models import Notification
 from orders.actors import SYSTEM, Actor
@@ -227,7 +228,9 @@ def test_evaluate_offers_an_alternative_for_a_moving_parcel(cast):
 def test_a_failed_inspection_goes_back_to_support_with_the_reason(cast):
     refund_id = journeys.build_received(cast)
 
-    services.return_inspect(refund_id=refund_id, actor=cast.warehouse, grade="used", disposition="dispose", note="worn")
+    # The warehouse's screen may be in Chinese; the reason support and the customer read is stored in English.
+    with translation.override("zh-hans"):
+        services.return_inspect(refund_id=refund_id, actor=cast.warehouse, grade="used", disposition="dispose", note="worn")
 
     refund = RefundRequest.objects.get(pk=refund_id)
     assert refund.state == S.UNDER_REVIEW

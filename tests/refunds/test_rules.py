@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import translation
 
 from refunds import rules
-from refunds.models import RefundPolicy, RefundRequest
+from refunds.models import Reason, RefundPolicy, RefundRequest
 from tests.factories import ChannelFactory, OrderFactory, RefundRequestFactory
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
@@ -142,6 +143,15 @@ def test_strictest_outcome_wins_and_an_offer_loses_to_an_escalation():
     assert d.outcome == rules.REJECT
     assert d.sentences(rules.REJECT) == "delivered 60 days ago; window is 30"
     assert d.sentences(rules.ESCALATE) == "'Not as described' is a dispute reason"
+
+
+def test_the_trace_is_english_whatever_language_the_caller_is_in():
+    with translation.override("zh-hans"):
+        assert str(Reason.NOT_AS_DESCRIBED.label) != "Not as described"  # the catalogue is there
+        d = rules.evaluate(facts(reason="not_as_described"), policy())
+        trace = [step["sentence"] for step in d.trace]
+    assert "'Not as described' is a dispute reason" in trace
+    assert translation.get_language() != "zh-hans"  # override restored the caller's language
 
 
 def test_offer_carries_the_expedite_alternative():
