@@ -8,6 +8,7 @@ admins edit policies; the risk threshold is one of the policy's rules.
 
 import copy
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.template.response import TemplateResponse
@@ -15,7 +16,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from refunds import rules
-from refunds.models import RefundPolicy
+from refunds.models import DEFAULT_DISPUTE_REASONS, Reason, RefundPolicy
 from risk.selectors import policy_dry_run
 
 CONFIRM = "_confirm_dry_run"
@@ -32,8 +33,42 @@ def _days(request) -> int:
         return DEFAULT_DAYS
 
 
+class RefundPolicyForm(forms.ModelForm):
+    """The policy as the merchant edits it: dispute reasons are ticked from the product's own
+    reasons, not typed as a JSON list where a misspelt reason would silently never match."""
+
+    dispute_reasons = forms.MultipleChoiceField(
+        label=_("Dispute reasons"),
+        choices=Reason.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text=_("Requests with a ticked reason go to a person."),
+    )
+
+    class Meta:
+        model = RefundPolicy
+        fields = ["dispute_reasons_enabled", "dispute_reasons"]  # the admin's fieldsets add the rest
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.initial.get("dispute_reasons"):
+            # What the rule engine applies to an empty list (`refunds.rules`), shown as such.
+            self.initial["dispute_reasons"] = list(DEFAULT_DISPUTE_REASONS)
+
+    def clean_dispute_reasons(self):
+        ticked = set(self.cleaned_data["dispute_reasons"])
+        return [value for value in Reason.values if value in ticked]  # in the reasons' own order
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("dispute_reasons_enabled") and not cleaned.get("dispute_reasons"):
+            self.add_error("dispute_reasons", _("Tick at least one reason, or switch this rule off."))
+        return cleaned
+
+
 @admin.register(RefundPolicy)
 class RefundPolicyAdmin(admin.ModelAdmin):
+    form = RefundPolicyForm
     list_display = ["name", "channel", "return_window_days", "auto_approve_limit", "risk_threshold", "updated_at"]
     list_select_related = ["channel"]
     search_fields = ["name", "channel__name"]

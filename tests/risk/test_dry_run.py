@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from refunds.models import RefundPolicy
+from refunds.models import Reason, RefundPolicy
 from refunds.rules import policy_for
 from risk.selectors import policy_dry_run
 from tests.factories import OrderFactory, RefundRequestFactory
@@ -72,7 +72,7 @@ def _post_data(policy, **changes):
         "name": policy.name,
         "channel": "",
         "return_window_days": policy.return_window_days,
-        "dispute_reasons": '["not_as_described", "used_goods", "quality_issue"]',
+        "dispute_reasons": ["not_as_described", "used_goods", "quality_issue"],
         "auto_approve_limit": policy.auto_approve_limit,
         "keep_it_below": policy.keep_it_below,
         "risk_threshold": policy.risk_threshold,
@@ -115,6 +115,46 @@ def test_an_invalid_change_shows_the_form_errors_not_a_dry_run(client, risk_user
     client.force_login(risk_user)
     response = client.post(reverse("admin:refunds_refundpolicy_change", args=[policy.pk]), _post_data(policy, risk_threshold="x"))
     assert response.status_code == 200 and 'id="dry-run"' not in response.content.decode()
+
+
+def test_dispute_reasons_are_ticked_from_the_reasons_and_saved_in_their_order(client, risk_user):
+    policy = policy_for(None)
+    client.force_login(risk_user)
+    url = reverse("admin:refunds_refundpolicy_change", args=[policy.pk])
+    form = client.get(url).content.decode()
+    assert 'type="checkbox" name="dispute_reasons" value="damaged"' in form
+    assert form.count('name="dispute_reasons"') == len(Reason.values)
+    response = client.post(url, {**_post_data(policy, dispute_reasons=["used_goods", "damaged"]), "_confirm_dry_run": "1"})
+    assert response.status_code == 302
+    assert policy_for(None).dispute_reasons == ["damaged", "used_goods"]
+
+
+@pytest.mark.parametrize(
+    ("reasons", "error"),
+    [
+        (["damagd"], "Select a valid choice. damagd is not one of the available choices."),
+        ([], "Tick at least one reason, or switch this rule off."),
+    ],
+)
+def test_a_wrong_or_empty_set_of_dispute_reasons_is_refused_and_nothing_saved(client, risk_user, reasons, error):
+    policy = policy_for(None)
+    client.force_login(risk_user)
+    url = reverse("admin:refunds_refundpolicy_change", args=[policy.pk])
+    response = client.post(url, {**_post_data(policy, dispute_reasons=reasons), "_confirm_dry_run": "1"})
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert policy_for(None).dispute_reasons == ["not_as_described", "used_goods", "quality_issue"]
+
+
+def test_a_policy_with_no_reasons_stored_shows_the_ones_the_engine_applies(client, risk_user):
+    policy = policy_for(None)
+    RefundPolicy.objects.filter(pk=policy.pk).update(dispute_reasons=[])
+    client.force_login(risk_user)
+    form = client.get(reverse("admin:refunds_refundpolicy_change", args=[policy.pk])).content.decode()
+    for reason in ("not_as_described", "used_goods", "quality_issue"):
+        assert f'value="{reason}" id="id_dispute_reasons_' in form
+        assert f'name="dispute_reasons" value="{reason}" id="id_dispute_reasons_{Reason.values.index(reason)}" checked' in form
+    assert 'value="damaged" id="id_dispute_reasons_2" checked' not in form
 
 
 def test_support_cannot_change_the_policy(client, support_user):
