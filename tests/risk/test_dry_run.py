@@ -124,6 +124,11 @@ def test_dispute_reasons_are_ticked_from_the_reasons_and_saved_in_their_order(cl
     form = client.get(url).content.decode()
     assert 'type="checkbox" name="dispute_reasons" value="damaged"' in form
     assert form.count('name="dispute_reasons"') == len(Reason.values)
+    dry_run = client.post(url, _post_data(policy, dispute_reasons=["used_goods", "damaged"])).content.decode()
+    assert "<code>dispute_reasons</code>" in dry_run
+    assert '<input type="hidden" name="dispute_reasons" value="used_goods">' in dry_run
+    assert '<input type="hidden" name="dispute_reasons" value="damaged">' in dry_run
+    assert policy_for(None).dispute_reasons == ["not_as_described", "used_goods", "quality_issue"]  # not saved yet
     response = client.post(url, {**_post_data(policy, dispute_reasons=["used_goods", "damaged"]), "_confirm_dry_run": "1"})
     assert response.status_code == 302
     assert policy_for(None).dispute_reasons == ["damaged", "used_goods"]
