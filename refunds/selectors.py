@@ -27,7 +27,14 @@ def refund_for_page(refund_id: int) -> RefundRequest | None:
     """One request with everything its change page and evidence page show."""
     return (
         RefundRequest.objects.select_related(
-            "channel", "customer", "order", "approved_by", "first_approved_by", "verdict_by", "return_parcel", "inspection"
+            "channel",
+            "customer",
+            "order__channel",
+            "approved_by",
+            "first_approved_by",
+            "verdict_by",
+            "return_parcel",
+            "inspection",
         )
         .prefetch_related(
             Prefetch("lines", queryset=RefundLine.objects.select_related("order_line").order_by("pk")),

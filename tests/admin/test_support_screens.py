@@ -80,6 +80,8 @@ def test_change_page_shows_buttons_event_log_and_masked_customer(support_client)
     assert phone not in body
     assert f"+86 {phone[3:6]}****{phone[-4:]}" in body
     assert reverse("admin:refunds_refundrequest_evidence", args=[refund.pk]) in body
+    assert f"{refund.order.number} ({refund.channel})</td>" in body  # asked on the order's own channel
+    assert "asked through" not in body
 
 
 def test_finance_sees_the_request_but_no_review_buttons_and_the_full_phone(client, finance_user):
@@ -201,6 +203,9 @@ def test_create_for_customer_finds_the_order_and_submits_through_the_service(sup
     assert [(rl.order_line.sku, rl.quantity) for rl in refund.lines.all()] == [("SKU-1", 1)]
     assert str(refund.amount_requested) == "30.00"
     assert refund.events.get(action="submit").actor_user == support_user
+    # The page names the order's own channel, and the support chat the request came through.
+    page = support_client.get(response["Location"]).content.decode()
+    assert f"{order.number} ({order.channel}) · asked through {refund.channel}" in page
 
 
 def test_create_for_customer_refuses_more_than_is_left_and_writes_nothing(support_client):
