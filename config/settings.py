@@ -241,6 +241,13 @@ IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
 IMPORT_EXPORT_IMPORT_IGNORE_BLANK_LINES = True
+# Finance's list exports up to this many rows are written within the request; bigger ones
+# by a django-q2 task (`refunds.exports`), so no web worker runs into gunicorn's timeout.
+# The task may run EXPORT_TIMEOUT seconds (it claims its row, so a redelivery after Q_RETRY
+# does nothing); its file is deleted after EXPORT_KEEP_DAYS.
+EXPORT_INLINE_MAX_ROWS = env_int("EXPORT_INLINE_MAX_ROWS", 20_000)
+EXPORT_TIMEOUT = env_int("EXPORT_TIMEOUT", 900)
+EXPORT_KEEP_DAYS = env_int("EXPORT_KEEP_DAYS", 7)
 
 LOGGING = {
     "version": 1,

@@ -695,3 +695,49 @@ class SimulatedGatewayControl(models.Model):
 
     def __str__(self) -> str:
         return self.mode
+
+
+class Export(models.Model):
+    """A spreadsheet too big to write within a web request (`EXPORT_INLINE_MAX_ROWS`),
+    written by a django-q2 task into a file only the staff user who asked for it downloads."""
+
+    class What(models.TextChoices):
+        PAYOUTS = "payouts", _("Payouts")
+        REFUND_REQUESTS = "refund-requests", _("Refund requests")
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "XLSX"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Being written")
+        DONE = "done", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("requested by")
+    )
+    what = models.CharField(_("what"), max_length=20, choices=What.choices)
+    fmt = models.CharField(_("format"), max_length=4, choices=Format.choices)
+    # The changelist's querystring (payouts) or the export form's data (refund requests).
+    params = models.JSONField(_("filter"), default=dict, blank=True)
+    rows = models.PositiveIntegerField(_("rows"), null=True, blank=True)
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.QUEUED)
+    file = models.FileField(_("file"), upload_to="exports/%Y/%m/", blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("export")
+        verbose_name_plural = _("exports")
+        indexes = [models.Index(fields=["requested_by", "-created_at"], name="refunds_export_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_what_display()} ({self.fmt.upper()}) #{self.pk}"
+
+    @property
+    def filename(self) -> str:
+        return f"{self.what}-{timezone.localtime(self.created_at):%Y%m%d-%H%M}.{self.fmt}"

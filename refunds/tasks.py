@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from refunds import services
+from refunds import exports, services
 from refunds.models import Payout, RefundRequest
 
 
@@ -66,3 +66,11 @@ def sweep_payouts() -> int:
         services.payout_send(payout_id=payout_id)
         n += 1
     return n
+
+
+def export_write_task(export_id: int) -> str:
+    return exports.export_write(export_id=export_id)
+
+
+def exports_clean_task() -> int:
+    return exports.exports_clean()

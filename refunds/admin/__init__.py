@@ -1,3 +1,3 @@
 """The staff admin for refunds, one module per role's screens."""
 
-from refunds.admin import finance, policy, requests, warehouse  # noqa: F401
+from refunds.admin import exports, finance, policy, requests, warehouse  # noqa: F401

@@ -16,9 +16,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -33,16 +35,16 @@ from openpyxl import Workbook
 from orders.actors import Actor
 from orders.resources import COLUMNS, FORMATS, import_orders
 from orders.services_import import PERM_IMPORT as PERM_IMPORT_ORDERS
-from refunds import selectors_finance, services
+from refunds import exports, selectors_finance, services
 from refunds.admin.common import ReadOnlyAdminMixin
 from refunds.admin.counting import LargeTableAdmin
 from refunds.errors import RefundError
-from refunds.models import Payout, PayoutBatch, RefundRequest
+from refunds.models import Export, Payout, PayoutBatch, RefundRequest
 from refunds.resources import EXPORTERS, PayoutResource, RefundRequestResource, _cell
 
 PERM_APPROVE = "refunds.approve_payout"
 PERM_RETRY = "refunds.retry_payout"
-PERM_EXPORT = "refunds.export_payout"
+PERM_EXPORT = exports.PERM_EXPORT
 # select_across hands the action the whole filtered queryset; above this we ask finance to
 # narrow the filter rather than approve an unbounded set in one click.
 MAX_BULK = 20_000
@@ -56,6 +58,51 @@ def _for_export(queryset):
         .only(*selectors_finance.PAYOUT_EXPORT_ONLY)
         .order_by("pk")
     )
+
+
+def payouts_for_export(user, query: str):
+    """(resource, rows) of the payout changelist as `user` sees it under this querystring:
+    the screen's own filters, search and permissions, for a background export."""
+    request = HttpRequest()
+    request.method = "GET"
+    request.GET = QueryDict(query)
+    request.path = reverse("admin:refunds_payout_changelist")
+    request.user = user
+    model_admin = admin.site._registry[Payout]
+    changelist = model_admin.get_changelist_instance(request)
+    return PayoutResource(), _for_export(changelist.get_queryset(request))
+
+
+def refund_requests_for_export(params: dict):
+    """(resource, rows) of the refund-request export for the export form's data."""
+    form = RequestExportForm(params)
+    if not form.is_valid():
+        raise ValueError(f"The filter is not valid: {form.errors.as_text()}")
+    data = form.cleaned_data
+    qs = selectors_finance.refund_export_list().order_by("pk")
+    if data["state"]:
+        qs = qs.filter(state=data["state"])
+    if data["channel"]:
+        qs = qs.filter(channel__name=data["channel"])
+    lo, hi = selectors_finance._day_bounds(data["created_from"] or date(2000, 1, 1), data["created_to"] or date(2999, 1, 1))
+    return RefundRequestResource(), qs.filter(created_at__gte=lo, created_at__lt=hi)
+
+
+def _export(request, what: str, fmt: str, resource, rows, filename: str, params: dict):
+    """The file now, or for more than EXPORT_INLINE_MAX_ROWS rows a background export and a
+    redirect to the user's exports."""
+    if not exports.over_inline_limit(rows):
+        return EXPORTERS[fmt](resource, rows, filename)
+    exports.export_request(user=request.user, what=what, fmt=fmt, params=params)
+    messages.info(
+        request,
+        _(
+            "More than %(limit)s rows: the file is being written in the background. "
+            "Download it here when it is ready; this page shows its state."
+        )
+        % {"limit": f"{settings.EXPORT_INLINE_MAX_ROWS:,}"},
+    )
+    return HttpResponseRedirect(reverse("admin:refunds_export_changelist"))
 
 
 def _require(request, perm: str) -> None:
@@ -331,11 +378,18 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
 
     @admin.action(description=gettext_lazy("Export to CSV"), permissions=["export"])
     def export_csv(self, request, queryset):
-        return EXPORTERS["csv"](PayoutResource(), _for_export(queryset), "payouts")
+        return self._export_action(request, queryset, "csv")
 
     @admin.action(description=gettext_lazy("Export to XLSX"), permissions=["export"])
     def export_xlsx(self, request, queryset):
-        return EXPORTERS["xlsx"](PayoutResource(), _for_export(queryset), "payouts")
+        return self._export_action(request, queryset, "xlsx")
+
+    def _export_action(self, request, queryset, fmt):
+        rows = _for_export(queryset)
+        if request.POST.get("select_across") != "1":  # ticked rows: one page at most
+            return EXPORTERS[fmt](PayoutResource(), rows, "payouts")
+        # "Select all": the whole filter, which the changelist's querystring describes.
+        return _export(request, Export.What.PAYOUTS, fmt, PayoutResource(), rows, "payouts", {"query": request.GET.urlencode()})
 
     # --- single-object buttons and custom views ------------------------------------------
 
@@ -395,8 +449,13 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         _require(request, PERM_EXPORT)
         if fmt not in EXPORTERS:
             raise Http404
-        cl = self.get_changelist_instance(request)
-        return EXPORTERS[fmt](PayoutResource(), _for_export(cl.get_queryset(request)), "payouts")
+        query = request.GET.urlencode()
+        try:
+            resource, rows = payouts_for_export(request.user, query)
+        except IncorrectLookupParameters:
+            self.message_user(request, _("The filter is not valid; choose it again on the list."), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:refunds_payout_changelist"))
+        return _export(request, Export.What.PAYOUTS, fmt, resource, rows, "payouts", {"query": query})
 
     def export_requests_view(self, request, fmt):
         """Refund requests for reconciliation, filtered by state, channel and creation date."""
@@ -411,15 +470,9 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
                 {**self.admin_site.each_context(request), "form": form, "title": _("Export refund requests")},
                 status=400,
             )
-        qs = selectors_finance.refund_export_list().order_by("pk")
-        data = form.cleaned_data
-        if data["state"]:
-            qs = qs.filter(state=data["state"])
-        if data["channel"]:
-            qs = qs.filter(channel__name=data["channel"])
-        lo, hi = selectors_finance._day_bounds(data["created_from"] or date(2000, 1, 1), data["created_to"] or date(2999, 1, 1))
-        qs = qs.filter(created_at__gte=lo, created_at__lt=hi)
-        return EXPORTERS[fmt](RefundRequestResource(), qs, "refund-requests")
+        params = {name: request.GET[name] for name in form.fields if name in request.GET}
+        resource, rows = refund_requests_for_export(params)
+        return _export(request, Export.What.REFUND_REQUESTS, fmt, resource, rows, "refund-requests", params)
 
     def reconciliation_view(self, request):
         _require(request, "refunds.view_payout")

@@ -1,0 +1,59 @@
+"""Admin screen: the exports a finance user asked for that were too big to write at once."""
+
+from django.contrib import admin
+from django.http import FileResponse, Http404
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from refunds.admin.common import ReadOnlyAdminMixin
+from refunds.exports import PERM_EXPORT
+from refunds.models import Export
+
+CONTENT_TYPES = {
+    Export.Format.CSV: "text/csv; charset=utf-8",
+    Export.Format.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+@admin.register(Export)
+class ExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Each user sees and downloads only their own exports; the files are never public
+    (nothing serves MEDIA_URL), only this view hands them out."""
+
+    list_display = ["__str__", "created_at", "state", "rows", "finished_at", "download"]
+    list_display_links = None
+    list_per_page = 50
+    ordering = ["-created_at", "-pk"]
+    fields = ["what", "fmt", "params", "state", "rows", "error", "created_at", "started_at", "finished_at"]
+    readonly_fields = fields
+
+    def has_module_permission(self, request):
+        return request.user.has_perm(PERM_EXPORT)
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm(PERM_EXPORT) and (obj is None or obj.requested_by_id == request.user.pk)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(requested_by=request.user)
+
+    @admin.display(description=_("file"))
+    def download(self, obj):
+        if obj.state == Export.State.DONE:
+            url = reverse("admin:refunds_export_download", args=[obj.pk])
+            return format_html('<a class="button" href="{}">{}</a>', url, _("Download"))
+        if obj.state == Export.State.FAILED:
+            return format_html('<span class="errornote" style="display:inline">{}</span>', obj.error)
+        return "—"
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [path("<int:pk>/download/", view(self.download_view), name="refunds_export_download"), *super().get_urls()]
+
+    def download_view(self, request, pk):
+        export = Export.objects.filter(pk=pk, requested_by=request.user, state=Export.State.DONE).first()
+        if export is None or not self.has_view_permission(request, export):
+            raise Http404
+        return FileResponse(
+            export.file.open("rb"), as_attachment=True, filename=export.filename, content_type=CONTENT_TYPES[export.fmt]
+        )

@@ -1,0 +1,103 @@
+"""Finance's big spreadsheets, written in the background.
+
+A list export of up to `EXPORT_INLINE_MAX_ROWS` rows is written within the request, as
+before. A bigger one would hold a web worker past gunicorn's timeout (a million payouts
+take minutes as XLSX), so the screen records an `Export` with its filter and a django-q2
+task writes the file; finance downloads it from *Exports* when it is ready. The task
+rebuilds the rows from the filter with the screen's own code and the requesting user's
+permissions, so a background export holds exactly what the screen would have written.
+"""
+
+import logging
+import tempfile
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files import File
+from django.db import transaction
+from django.utils import timezone
+
+from config.q2 import enqueue_on_commit
+from refunds.models import Export
+from refunds.resources import WRITERS
+
+logger = logging.getLogger(__name__)
+
+PERM_EXPORT = "refunds.export_payout"
+
+
+def over_inline_limit(queryset) -> bool:
+    """Whether the rows are too many to write within a request: counts at most one past the
+    limit, so a million-row filter costs no full COUNT(*)."""
+    limit = settings.EXPORT_INLINE_MAX_ROWS
+    return queryset.order_by().values("pk")[: limit + 1].count() > limit
+
+
+def export_request(*, user, what: str, fmt: str, params: dict) -> Export:
+    """Record the export and queue its task once the row is committed."""
+    if fmt not in WRITERS:
+        raise ValueError(f"Unknown export format {fmt!r}.")
+    with transaction.atomic():
+        export = Export.objects.create(requested_by=user, what=what, fmt=fmt, params=params)
+        # The task may outlive Q_RETRY: a redelivery finds the row claimed and does nothing.
+        enqueue_on_commit("refunds.tasks.export_write_task", export.pk, timeout=settings.EXPORT_TIMEOUT)
+    return export
+
+
+def _source(export: Export):
+    """(resource, queryset) the export's screen would write for its filter and user."""
+    # The screens' own filters, imported here because the admin modules import this one.
+    from refunds.admin.finance import payouts_for_export, refund_requests_for_export
+
+    if export.what == Export.What.PAYOUTS:
+        return payouts_for_export(export.requested_by, export.params.get("query", ""))
+    return refund_requests_for_export(export.params)
+
+
+def export_write(*, export_id: int) -> str:
+    """Write a queued export's file. Safe to run twice: only the run that claims the queued
+    row writes; whatever goes wrong is recorded on the row for the user to read."""
+    claimed = Export.objects.filter(pk=export_id, state=Export.State.QUEUED).update(
+        state=Export.State.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return "not queued"
+    export = Export.objects.select_related("requested_by").get(pk=export_id)
+    try:
+        user = export.requested_by
+        if not user.is_active or not user.has_perm(PERM_EXPORT):
+            raise PermissionError(f"{user.get_username()} may no longer export.")
+        resource, queryset = _source(export)
+        with tempfile.TemporaryFile() as tmp:
+            rows = WRITERS[export.fmt](resource, queryset, tmp)
+            tmp.seek(0)
+            export.file.save(export.filename, File(tmp), save=False)
+    except Exception as exc:  # recorded on the row: the user sees why, not "being written" forever
+        logger.exception("export %s failed", export_id)
+        Export.objects.filter(pk=export_id).update(
+            state=Export.State.FAILED, error=str(exc)[:1000] or type(exc).__name__, finished_at=timezone.now()
+        )
+        return Export.State.FAILED
+    Export.objects.filter(pk=export_id).update(
+        state=Export.State.DONE, rows=rows, file=export.file.name, finished_at=timezone.now()
+    )
+    return Export.State.DONE
+
+
+def exports_clean(*, now=None) -> int:
+    """Delete exports (and their files) older than EXPORT_KEEP_DAYS, and fail the ones whose
+    task died while writing (a worker killed past EXPORT_TIMEOUT). Returns how many went."""
+    now = now or timezone.now()
+    Export.objects.filter(
+        state=Export.State.RUNNING, started_at__lt=now - timedelta(seconds=settings.EXPORT_TIMEOUT + 60)
+    ).update(
+        state=Export.State.FAILED,
+        error=f"Stopped: it ran longer than {settings.EXPORT_TIMEOUT} seconds. Narrow the filter and export again.",
+        finished_at=now,
+    )
+    old = list(Export.objects.filter(created_at__lt=now - timedelta(days=settings.EXPORT_KEEP_DAYS)))
+    for export in old:
+        if export.file:
+            export.file.delete(save=False)
+    Export.objects.filter(pk__in=[e.pk for e in old]).delete()
+    return len(old)

@@ -1,0 +1,208 @@
+"""Finance's exports above EXPORT_INLINE_MAX_ROWS: written by a django-q2 task (run inline
+here), listed on *Exports* for the user who asked, downloaded only by that user."""
+
+import csv
+import io
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from refunds.exports import export_request, export_write, exports_clean
+from refunds.models import Export, Payout, RefundRequest
+from tests.factories import RefundRequestFactory
+
+pytestmark = pytest.mark.django_db
+
+PAYOUTS = reverse("admin:refunds_payout_changelist")
+EXPORTS = reverse("admin:refunds_export_changelist")
+
+
+@pytest.fixture(autouse=True)
+def _small_limit_and_private_media(settings, tmp_path):
+    settings.EXPORT_INLINE_MAX_ROWS = 3
+    settings.MEDIA_ROOT = tmp_path
+
+
+@pytest.fixture
+def fin(client, finance_user):
+    client.force_login(finance_user)
+    return client
+
+
+def payouts(amounts, state=Payout.State.PENDING_APPROVAL):
+    req = RefundRequestFactory(state=RefundRequest.State.READY_FOR_PAYOUT)
+    return Payout.objects.bulk_create(
+        [Payout(request=req, method="original_payment", amount=Decimal(a), currency="CNY", state=state) for a in amounts]
+    )
+
+
+def download(client, export) -> bytes:
+    response = client.get(reverse("admin:refunds_export_download", args=[export.pk]))
+    assert response.status_code == 200
+    return b"".join(response.streaming_content)
+
+
+def xlsx_rows(content: bytes) -> list[list]:
+    return [list(r) for r in openpyxl.load_workbook(io.BytesIO(content), read_only=True).active.iter_rows(values_only=True)]
+
+
+def csv_rows(content: bytes) -> list[list]:
+    return list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
+
+
+def test_a_filter_over_the_limit_is_written_in_the_background_and_listed_for_download(
+    fin, finance_user, django_capture_on_commit_callbacks
+):
+    pending = payouts(["1.10", "2.20", "3.30", "4.40"])
+    payouts(["9.99"], state=Payout.State.FAILED)  # not in the default filter
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = fin.get(reverse("admin:refunds_payout_export", args=["xlsx"]))
+
+    assert response.status_code == 302 and response["Location"] == EXPORTS
+    export = Export.objects.get()
+    assert (export.requested_by, export.what, export.fmt, export.state, export.rows) == (
+        finance_user,
+        Export.What.PAYOUTS,
+        "xlsx",
+        Export.State.DONE,
+        4,
+    )
+    page = fin.get(EXPORTS).content.decode()
+    assert "being written in the background" in page
+    assert reverse("admin:refunds_export_download", args=[export.pk]) in page
+    rows = xlsx_rows(download(fin, export))
+    assert rows[0][0] == "payout no."
+    assert [r[0] for r in rows[1:]] == [str(p) for p in pending]
+    assert sum(Decimal(str(r[6])) for r in rows[1:]) == Decimal("11.00")
+
+
+def test_at_the_limit_the_file_comes_at_once_and_nothing_is_queued(fin):
+    payouts(["1.00", "2.00", "3.00"])
+
+    response = fin.get(reverse("admin:refunds_payout_export", args=["csv"]))
+
+    assert response.status_code == 200 and response.streaming
+    assert len(csv_rows(b"".join(response.streaming_content))) == 4
+    assert not Export.objects.exists()
+
+
+def test_select_all_over_the_limit_exports_the_changelist_filter_in_the_background(fin, django_capture_on_commit_callbacks):
+    failed = payouts(["5.00", "6.00", "7.00", "8.00"], state=Payout.State.FAILED)
+    payouts(["1.00"])  # pending: outside ?state=failed
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = fin.post(
+            f"{PAYOUTS}?state=failed",
+            {"action": "export_csv", "_selected_action": [failed[0].pk], "index": 0, "select_across": 1},
+        )
+
+    assert response.status_code == 302 and response["Location"] == EXPORTS
+    export = Export.objects.get()
+    assert export.params == {"query": "state=failed"} and export.rows == 4
+    assert [r[0] for r in csv_rows(download(fin, export))[1:]] == [str(p) for p in failed]
+
+
+def test_refund_requests_over_the_limit_keep_the_form_filter(fin, django_capture_on_commit_callbacks):
+    ready = [RefundRequestFactory(state=RefundRequest.State.READY_FOR_PAYOUT) for _ in range(4)]
+    RefundRequestFactory(state=RefundRequest.State.UNDER_REVIEW)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = fin.get(reverse("admin:refunds_payout_export_requests", args=["csv"]), {"state": "ready_for_payout"})
+
+    assert response.status_code == 302
+    export = Export.objects.get()
+    assert export.what == Export.What.REFUND_REQUESTS and export.params == {"state": "ready_for_payout"}
+    assert [r[0] for r in csv_rows(download(fin, export))[1:]] == [r.number for r in ready]
+
+
+def test_only_the_user_who_asked_sees_and_downloads_an_export(client, finance_user, finance_user2, support_user):
+    payouts(["1.00"])
+    export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+    export_write(export_id=export.pk)
+    url = reverse("admin:refunds_export_download", args=[export.pk])
+
+    client.force_login(finance_user2)
+    assert str(export) not in client.get(EXPORTS).content.decode()
+    assert client.get(url).status_code == 404
+    client.force_login(support_user)
+    assert client.get(EXPORTS).status_code == 403
+    assert client.get(url).status_code == 404
+    client.force_login(finance_user)
+    assert client.get(url).status_code == 200
+
+
+def test_a_user_who_lost_the_permission_gets_a_failed_export_and_no_file(finance_user):
+    payouts(["1.00"])
+    export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="xlsx", params={"query": ""})
+    finance_user.groups.set([Group.objects.get(name="support")])
+
+    assert export_write(export_id=export.pk) == Export.State.FAILED
+
+    export.refresh_from_db()
+    assert export.state == Export.State.FAILED and "may no longer export" in export.error
+    assert not export.file
+
+
+def test_a_redelivered_task_writes_nothing_again(finance_user):
+    payouts(["1.00"])
+    export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+    assert export_write(export_id=export.pk) == Export.State.DONE
+    export.refresh_from_db()
+    name, finished = export.file.name, export.finished_at
+
+    assert export_write(export_id=export.pk) == "not queued"
+
+    export.refresh_from_db()
+    assert (export.file.name, export.finished_at, export.state) == (name, finished, Export.State.DONE)
+
+
+def test_old_exports_and_their_files_are_deleted_and_dead_runs_fail(finance_user, settings):
+    payouts(["1.00"])
+    old = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+    export_write(export_id=old.pk)
+    old.refresh_from_db()
+    path = old.file.path
+    fresh = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+    now = timezone.now()
+    Export.objects.filter(pk=old.pk).update(created_at=now - timedelta(days=settings.EXPORT_KEEP_DAYS, seconds=1))
+    Export.objects.filter(pk=fresh.pk).update(
+        state=Export.State.RUNNING, started_at=now - timedelta(seconds=settings.EXPORT_TIMEOUT + 61)
+    )
+
+    assert exports_clean(now=now) == 1
+
+    assert not Export.objects.filter(pk=old.pk).exists()
+    assert not Path(path).exists()
+    fresh.refresh_from_db()
+    assert fresh.state == Export.State.FAILED and "ran longer than" in fresh.error
+
+
+def test_a_filter_the_list_does_not_know_is_a_message_not_an_error_page(fin):
+    response = fin.get(reverse("admin:refunds_payout_export", args=["csv"]) + "?no_such_field=1")
+
+    assert response.status_code == 302 and response["Location"] == PAYOUTS
+    assert "The filter is not valid" in fin.get(PAYOUTS).content.decode()
+    assert not Export.objects.exists()
+
+
+def test_exports_list_takes_the_same_queries_for_few_and_many(fin, finance_user):
+    def count():
+        with CaptureQueriesContext(connection) as ctx:
+            assert fin.get(EXPORTS).status_code == 200
+        return len(ctx.captured_queries)
+
+    for _ in range(2):
+        export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+    few = count()
+    for _ in range(8):
+        export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+    assert count() == few
