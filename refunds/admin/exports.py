@@ -1,5 +1,6 @@
 """Admin screen: the exports a finance user asked for that were too big to write at once."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import FileResponse, Http404
 from django.urls import path, reverse
@@ -27,6 +28,17 @@ class ExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ordering = ["-created_at", "-pk"]
     fields = ["what", "fmt", "params", "state", "rows", "error", "created_at", "started_at", "finished_at"]
     readonly_fields = fields
+    change_list_template = "admin/refunds/export/change_list.html"
+
+    def changelist_view(self, request, extra_context=None):
+        writing = self.get_queryset(request).filter(state__in=[Export.State.QUEUED, Export.State.RUNNING]).exists()
+        extra_context = {
+            "title": _("Your exports"),
+            "writing": writing,
+            "keep_days": settings.EXPORT_KEEP_DAYS,
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context)
 
     def has_module_permission(self, request):
         return request.user.has_perm(PERM_EXPORT)

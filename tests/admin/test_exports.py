@@ -206,3 +206,14 @@ def test_exports_list_takes_the_same_queries_for_few_and_many(fin, finance_user)
     for _ in range(8):
         export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
     assert count() == few
+
+
+def test_the_list_reloads_itself_only_while_a_file_is_being_written(fin, finance_user):
+    payouts(["1.00"])
+    export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+    page = fin.get(EXPORTS).content.decode()
+    assert 'id="refresh-while-writing"' in page and "Your exports" in page
+
+    export_write(export_id=export.pk)
+
+    assert 'id="refresh-while-writing"' not in fin.get(EXPORTS).content.decode()
