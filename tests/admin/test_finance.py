@@ -13,7 +13,7 @@ from django.utils import timezone
 from orders.actors import Actor
 from refunds import services
 from refunds.gateways import SimulatedGateway
-from refunds.models import Payout, PayoutBatch, RefundEvent, RefundRequest
+from refunds.models import Payout, PayoutBatch, RefundEvent, RefundMethod, RefundRequest
 from tests.factories import OrderFactory, RefundRequestFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -226,6 +226,14 @@ def test_void_action_refuses_a_requests_last_open_payout(fin):
     payout.refresh_from_db()
     assert payout.state == Payout.State.PENDING_APPROVAL and events(payout, "payout_void") == 0
     assert any("last open payout" in m for m in messages_of(response))
+
+
+def test_the_void_button_offers_every_refund_method_as_a_replacement(fin):
+    # The template words each option ("Void and pay as a coupon"): a new method must be added there.
+    payout = payout_through_services()
+    page = fin.get(reverse("admin:refunds_payout_change", args=[payout.pk])).content.decode()
+    for method in RefundMethod.values:
+        assert f'<option value="{method}">' in page, method
 
 
 def test_void_button_with_a_replacement_reissues_the_payout_as_store_credit(fin):
