@@ -68,7 +68,7 @@ def payouts_for_export(user, query: str):
     request.GET = QueryDict(query)
     request.path = reverse("admin:refunds_payout_changelist")
     request.user = user
-    model_admin = admin.site._registry[Payout]
+    model_admin = admin.site.get_model_admin(Payout)
     changelist = model_admin.get_changelist_instance(request)
     return PayoutResource(), _for_export(changelist.get_queryset(request))
 

@@ -6,14 +6,16 @@ makes ONE service call and turns a `RefundError` into an admin message.
 
 import hashlib
 import json
+import mimetypes
 import re
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -28,7 +30,7 @@ from refunds import selectors, services
 from refunds.admin.common import DefaultQueueFilter, ReadOnlyAdminMixin
 from refunds.admin.counting import LargeTableAdmin
 from refunds.errors import RefundError, RefundValidationError
-from refunds.models import Reason, RefundMethod, RefundRequest
+from refunds.models import Inspection, Reason, RefundMethod, RefundRequest
 from risk.models import RiskLevel
 
 State = RefundRequest.State
@@ -270,6 +272,7 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         return [
             path("create-for-customer/", wrap(self.create_for_customer_view), name="refunds_refundrequest_create"),
             path("<int:object_id>/evidence/", wrap(self.evidence_view), name="refunds_refundrequest_evidence"),
+            path("<int:object_id>/inspection-photo/", wrap(self.photo_view), name="refunds_refundrequest_photo"),
             path("<int:object_id>/act/<str:action>/", wrap(self.action_view), name="refunds_refundrequest_act"),
             *super().get_urls(),
         ]
@@ -341,6 +344,22 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         else:
             self.message_user(request, SUCCESS[action] % {"number": refund.number}, messages.SUCCESS)
         return HttpResponseRedirect(page)
+
+    def photo_view(self, request, object_id):
+        """The warehouse's inspection photo, to whoever may open the request's page. Uploads
+        are never served from MEDIA_URL: nothing routes it, so only this view hands them out."""
+        inspection = Inspection.objects.filter(request_id=object_id).select_related("request").first()
+        if inspection is None or not inspection.photo:
+            raise Http404
+        if not self.has_view_permission(request, inspection.request):
+            raise PermissionDenied
+        name = Path(inspection.photo.name).name
+        # Shown in the browser only if it is a picture; anything else (the upload is any file)
+        # is a download, and the sandbox keeps an uploaded page from running as this site.
+        inline = (mimetypes.guess_type(name)[0] or "").startswith("image/") and not name.lower().endswith(".svg")
+        response = FileResponse(inspection.photo.open("rb"), filename=name, as_attachment=not inline)
+        response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
+        return response
 
     def evidence_view(self, request, object_id):
         if not request.user.has_perm("refunds.view_evidence"):

@@ -88,6 +88,56 @@ def test_passed_inspection_with_photo_makes_it_ready_for_payout(wh, settings, tm
     assert Payout.objects.filter(request=refund).exists()
 
 
+def _inspect_with(wh, refund, name: str, content: bytes, content_type: str) -> None:
+    wh.post(reverse("admin:refunds_returnparcel_scan"), {"code": refund.return_parcel.return_code})
+    upload = SimpleUploadedFile(name, content, content_type=content_type)
+    response = wh.post(
+        reverse("admin:refunds_returnparcel_inspect", args=[refund.pk]),
+        {"grade": "opened", "disposition": "restock", "photo": upload},
+    )
+    assert response.status_code == 302
+
+
+def test_support_opens_the_inspection_photo_from_the_request_page(wh, client, support_user, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    refund = awaiting_return_request()
+    _inspect_with(wh, refund, "box.jpg", b"\xff\xd8\xff fake jpeg", "image/jpeg")
+    photo = Inspection.objects.get(request=refund).photo
+
+    client.force_login(support_user)
+    page = client.get(reverse("admin:refunds_refundrequest_change", args=[refund.pk])).content.decode()
+    url = reverse("admin:refunds_refundrequest_photo", args=[refund.pk])
+    assert f'id="inspection-photo" href="{url}"' in page
+    response = client.get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    assert b"".join(response.streaming_content) == b"\xff\xd8\xff fake jpeg"
+    assert "attachment" not in response["Content-Disposition"]
+    # The upload itself is not served anywhere else.
+    assert client.get("/" + settings.MEDIA_URL + photo.name).status_code == 404
+
+
+def test_an_uploaded_page_is_a_download_not_a_page_of_this_site(wh, client, support_user, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    refund = awaiting_return_request()
+    _inspect_with(wh, refund, "label.html", b"<script>alert(1)</script>", "text/html")
+
+    client.force_login(support_user)
+    response = client.get(reverse("admin:refunds_refundrequest_photo", args=[refund.pk]))
+
+    assert response["Content-Disposition"].startswith("attachment")
+    assert "sandbox" in response["Content-Security-Policy"]
+
+
+def test_the_photo_is_refused_to_whoever_may_not_open_the_request(wh, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    refund = awaiting_return_request()
+    _inspect_with(wh, refund, "box.jpg", b"\xff\xd8\xff", "image/jpeg")
+
+    assert wh.get(reverse("admin:refunds_refundrequest_photo", args=[refund.pk])).status_code == 403  # warehouse
+    no_photo = awaiting_return_request()
+    assert wh.get(reverse("admin:refunds_refundrequest_photo", args=[no_photo.pk])).status_code == 404
+
+
 def test_failed_inspection_goes_back_to_support_without_payout(wh):
     refund = awaiting_return_request()
     wh.post(reverse("admin:refunds_returnparcel_scan"), {"code": refund.return_parcel.return_code})
