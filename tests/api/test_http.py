@@ -2,6 +2,7 @@
 error of api.md, and nothing written on any 4xx."""
 
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -335,4 +336,11 @@ def test_schema_and_docs_are_served(live_server):
     ):
         assert path in paths
     assert set(paths["/api/v1/refunds/"]["post"]["responses"]) == {"200", "201", "400", "401", "404", "409"}
-    assert requests.get(f"{live_server.url}/api/docs/", timeout=10).status_code == 200
+    docs = requests.get(f"{live_server.url}/api/docs/", timeout=10)
+    assert docs.status_code == 200
+    # Swagger UI's own files come from this server (drf-spectacular-sidecar), never a CDN.
+    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', docs.text)
+    assert any("swagger-ui-bundle" in a for a in assets), docs.text
+    for asset in assets:
+        assert asset.startswith("/"), asset
+        assert requests.get(f"{live_server.url}{asset}", timeout=10).status_code == 200, asset

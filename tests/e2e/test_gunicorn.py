@@ -1,12 +1,15 @@
-"""Behind gunicorn with kept connections (DB_CONN_MAX_AGE), a connection PostgreSQL dropped
-(a restart, a failover, an idle timeout) must not fail the next request.
+"""The product as production runs it: `gunicorn config.wsgi`, a real worker on the test
+database, asked over real HTTP.
 
-A real gunicorn worker on the test database; the test terminates the worker's backend with
-`pg_terminate_backend`, as a restart would, and asks again over real HTTP.
+- It serves its own static files (the admin's, Swagger UI's) through WhiteNoise.
+- With kept connections (DB_CONN_MAX_AGE), a connection PostgreSQL dropped (a restart, a
+  failover) must not fail the next request: the test terminates the worker's backend with
+  `pg_terminate_backend`, as a restart would, and asks again.
 """
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -67,6 +70,19 @@ def _drop_the_servers_connections() -> int:
             " WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
         )
         return cursor.fetchone()[0]
+
+
+def test_gunicorn_serves_the_admin_and_the_api_docs_with_their_static_files(transactional_db, subprocess_env, tmp_path):
+    env = {**subprocess_env, "DEBUG": "0"}
+    with gunicorn(env, tmp_path) as base:
+        login = requests.get(f"{base}/admin/login/", timeout=10)
+        docs = requests.get(f"{base}/api/docs/", timeout=10)
+        assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', login.text + docs.text)
+        assert any(a.endswith("admin/css/base.css") for a in assets), login.text
+        assert any("swagger-ui-bundle" in a for a in assets), docs.text
+        for asset in assets:
+            response = requests.get(f"{base}{asset}", timeout=10)
+            assert response.status_code == 200 and response.content, asset
 
 
 @pytest.mark.parametrize(("health_checks", "after_the_drop"), [("1", 200), ("0", 500)])
