@@ -6,6 +6,7 @@ django-q2 ORM broker, so a newcomer's first run needs nothing installed.
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -172,6 +173,8 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # WhiteNoise serves the apps' static files where they lie, so a deployment works with or
 # without `collectstatic`; files collected into STATIC_ROOT are served from there.
 WHITENOISE_USE_FINDERS = True
+# ... so an uncollected STATIC_ROOT is expected, not worth a warning at every start.
+warnings.filterwarnings("ignore", message=r"No directory at: .*staticfiles")
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 

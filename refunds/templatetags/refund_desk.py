@@ -2,6 +2,7 @@
 
 from django import template
 from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext_lazy as _
 
 from refunds.admin.requests import age_text
 from refunds.selectors import home_queues
@@ -31,3 +32,17 @@ def staff_inbox(context):
     except NoReverseMatch:
         url = ""
     return unread_count_for(user), url
+
+
+# (label, admin url name, permission) of the reports that have no list of their own.
+REPORTS = [
+    (_("Risk report"), "admin:risk_report", "risk.view_risksettings"),
+    (_("Daily reconciliation"), "admin:refunds_payout_reconciliation", "refunds.view_payout"),
+]
+
+
+@register.simple_tag(takes_context=True)
+def staff_reports(context):
+    """[(label, url)] of the reports the logged-in user may open."""
+    user = context["request"].user
+    return [(label, reverse(name)) for label, name, perm in REPORTS if user.has_perm(perm)]

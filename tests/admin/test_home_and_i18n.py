@@ -57,6 +57,24 @@ def test_finance_home_links_to_pending_and_failed_payouts(client, finance_user):
     assert "?state__exact=failed" in section
 
 
+@pytest.mark.parametrize(
+    ("role", "reports"),
+    [
+        ("risk", ["admin:risk_report"]),
+        ("finance", ["admin:refunds_payout_reconciliation"]),
+        ("support", []),
+        ("warehouse", []),
+    ],
+)
+def test_home_links_to_the_reports_the_role_may_open(client, role_user, role, reports):
+    body = _home(client, role_user(role))
+    links = re.findall(r'<p id="staff-reports">(.*?)</p>', body)
+    found = re.findall(r'href="([^"]+)"', links[0]) if links else []
+    assert found == [reverse(name) for name in reports]
+    for url in found:
+        assert client.get(url).status_code == 200
+
+
 def test_home_shows_the_unread_staff_inbox_count(client, support_user):
     from notifications.services import notify_staff
 
