@@ -5,6 +5,9 @@ are never shown, only their prefix.
 """
 
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from orders.masking import email_for, phone_for, reference_for
@@ -69,9 +72,35 @@ class OrderAdmin(ReadOnlyAdminMixin, LargeTableAdmin, ViewerMixin, admin.ModelAd
         "payment_details",
         "shipping_fee",
         "delivered_at",
+        "refund_requests_list",
     ]
     readonly_fields = fields
     inlines = [OrderLineInline]
+
+    @admin.display(description=_("refund requests"))
+    def refund_requests_list(self, obj):
+        """The order's refund requests, newest first, each a link to its page for whoever may
+        open it (the page the held amount above points to)."""
+        viewer = _viewer(obj)
+        rows = obj.refund_requests.order_by("-pk").only("pk", "state", "amount_requested", "currency", "created_at")
+        if not rows:
+            return "—"
+        can_open = viewer is not None and viewer.has_perm("refunds.view_refundrequest")
+        return format_html_join(
+            mark_safe("<br>"),  # noqa: S308 - a constant
+            "{} · {} · {} {}",
+            (
+                (
+                    format_html('<a href="{}">{}</a>', reverse("admin:refunds_refundrequest_change", args=[r.pk]), r.number)
+                    if can_open
+                    else r.number,
+                    r.get_state_display(),
+                    r.amount_requested,
+                    r.currency,
+                )
+                for r in rows
+            ),
+        )
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

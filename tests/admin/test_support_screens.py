@@ -1,5 +1,7 @@
 """The support queue, its buttons and the evidence report, through the admin as support uses it."""
 
+import re
+
 import pytest
 from django.urls import reverse
 from django.utils.html import escape
@@ -277,3 +279,15 @@ def test_evidence_report_lists_risk_signals_in_words(support_client):
     assert "5 refund requests in 24 hours, 9 in 7 days (+30)" in body
     assert "72 high" in body
     assert "burst" not in body
+
+
+def test_the_order_page_lists_its_refund_requests_newest_first_with_links(support_client):
+    first = escalated_request()
+    second = RefundRequestFactory(order=first.order, state=RefundRequest.State.REJECTED)
+    RefundRequestFactory(state=RefundRequest.State.UNDER_REVIEW)  # another order's
+
+    page = support_client.get(reverse("admin:orders_order_change", args=[first.order_id])).content.decode()
+
+    links = re.findall(r'<a href="/admin/refunds/refundrequest/(\d+)/change/">(RF-\d+)</a>', page)
+    assert links == [(str(second.pk), second.number), (str(first.pk), first.number)]
+    assert f"{second.number}</a> · Rejected" in page
