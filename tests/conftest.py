@@ -1,6 +1,7 @@
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -180,6 +181,13 @@ def qcluster_on_redis(transactional_db, subprocess_env, monkeypatch, tmp_path):
     monkeypatch.setattr(q2, "_brokers", {})
     with _cluster(subprocess_env, monkeypatch, tmp_path, Q_BROKER="redis", REDIS_URL=url) as proc:
         yield proc
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_for(predicate, *, timeout: float = 5.0, interval: float = 0.05):

@@ -20,20 +20,14 @@ import requests
 from django.db import connection
 
 from tests.api.conftest import make_channel
-from tests.conftest import BASE_DIR, wait_for
+from tests.conftest import BASE_DIR, free_port, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def gunicorn(env: dict, tmp_path):
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi", "--workers", "1", "--bind", f"127.0.0.1:{port}"],

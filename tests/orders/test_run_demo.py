@@ -7,7 +7,6 @@ import http.cookiejar
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,14 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _manage(env, *args, timeout=300):
@@ -58,7 +53,7 @@ def test_run_demo_serves_the_admin_with_demo_data_and_stops_cleanly_on_ctrl_c(tm
     env.pop("REDIS_URL", None)
     _manage(env, "migrate", "--noinput")
     _manage(env, "seed_demo", "--orders", "120", "--no-live", "--verbosity", "0")
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "run_demo.log", "w+")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "run_demo", "--host", "127.0.0.1", "--port", str(port)],
