@@ -44,7 +44,8 @@ def prepare(orders: int, env: dict, db: str = DB, history: int | None = None) ->
     `refunds_refundrequest` is empty scan it whole at every check from then on, until the
     table is next analyzed (and this machine's server runs with autovacuum off)."""
     history = orders // 2 if history is None else history
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {db}"], check=True)
+    if subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {db}"]).returncode:
+        sys.exit(f"Could not drop the bench's database {db}: is another run of this bench still using it?")
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {db}"], check=True)
     sh(sys.executable, "manage.py", "migrate", "-v0", env=env)
     seed = f"""
