@@ -229,6 +229,22 @@ def test_create_for_customer_refuses_more_than_is_left_and_writes_nothing(suppor
     assert not RefundRequest.objects.filter(order=order).exists()
 
 
+def test_create_for_customer_makes_support_choose_the_reason_and_kind(support_client):
+    order = OrderFactory(lines=[("SKU-1", 1, "30.00")])
+    page = support_client.get(reverse("admin:refunds_refundrequest_create"), {"order": order.number}).content.decode()
+    assert '<select name="reason" required><option value="">' in page
+    assert '<select name="kind" required><option value="">' in page
+
+    response = support_client.post(
+        reverse("admin:refunds_refundrequest_create"),
+        {"order_id": order.pk, "idempotency_key": "x2", "sku": ["SKU-1"], "qty-SKU-1": "1", "reason": "", "kind": ""},
+        follow=True,
+    )
+
+    assert "is not a reason code" in response.content.decode()  # if a browser ignores `required`
+    assert not RefundRequest.objects.filter(order=order).exists()
+
+
 def test_the_same_form_posted_twice_creates_one_request(support_client):
     order = OrderFactory(lines=[("SKU-1", 2, "30.00")])
     data = {
