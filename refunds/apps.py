@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -9,8 +9,11 @@ class RefundsConfig(AppConfig):
     verbose_name = _("Refunds")
 
     def ready(self):
+        from refunds.exports import delete_file
         from refunds.roles import sync_roles
 
         # Setup, not business logic: keep the role groups in step with the matrix after
         # every migrate (permissions themselves are created by Django's own post_migrate).
         post_migrate.connect(sync_roles, dispatch_uid="refunds.sync_roles")
+        # An export's file goes with its row, however the row goes (its age, its user deleted).
+        post_delete.connect(delete_file, sender="refunds.Export", dispatch_uid="refunds.export_file")

@@ -95,9 +95,12 @@ def exports_clean(*, now=None) -> int:
         error=f"Stopped: it ran longer than {settings.EXPORT_TIMEOUT} seconds. Narrow the filter and export again.",
         finished_at=now,
     )
-    old = list(Export.objects.filter(created_at__lt=now - timedelta(days=settings.EXPORT_KEEP_DAYS)))
-    for export in old:
-        if export.file:
-            export.file.delete(save=False)
-    Export.objects.filter(pk__in=[e.pk for e in old]).delete()
-    return len(old)
+    deleted, _ = Export.objects.filter(created_at__lt=now - timedelta(days=settings.EXPORT_KEEP_DAYS)).delete()
+    return deleted
+
+
+def delete_file(sender, instance: Export, **kwargs) -> None:
+    """post_delete: an export's file goes with its row, once the deletion commits."""
+    if instance.file:
+        name, storage = instance.file.name, instance.file.storage
+        transaction.on_commit(lambda: storage.delete(name))

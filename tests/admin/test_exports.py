@@ -165,7 +165,7 @@ def test_a_redelivered_task_writes_nothing_again(finance_user):
     assert (export.file.name, export.finished_at, export.state) == (name, finished, Export.State.DONE)
 
 
-def test_old_exports_and_their_files_are_deleted_and_dead_runs_fail(finance_user, settings):
+def test_old_exports_and_their_files_are_deleted_and_dead_runs_fail(finance_user, settings, django_capture_on_commit_callbacks):
     payouts(["1.00"])
     old = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
     export_write(export_id=old.pk)
@@ -178,7 +178,8 @@ def test_old_exports_and_their_files_are_deleted_and_dead_runs_fail(finance_user
         state=Export.State.RUNNING, started_at=now - timedelta(seconds=settings.EXPORT_TIMEOUT + 61)
     )
 
-    assert exports_clean(now=now) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert exports_clean(now=now) == 1
 
     assert not Export.objects.filter(pk=old.pk).exists()
     assert not Path(path).exists()
@@ -217,3 +218,18 @@ def test_the_list_reloads_itself_only_while_a_file_is_being_written(fin, finance
     export_write(export_id=export.pk)
 
     assert 'id="refresh-while-writing"' not in fin.get(EXPORTS).content.decode()
+
+
+def test_deleting_a_user_deletes_their_export_files(finance_user, django_capture_on_commit_callbacks):
+    payouts(["1.00"])
+    export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+    export_write(export_id=export.pk)
+    export.refresh_from_db()
+    path = Path(export.file.path)
+    assert path.exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        finance_user.delete()
+
+    assert not Export.objects.filter(pk=export.pk).exists()
+    assert not path.exists()
