@@ -24,6 +24,8 @@ from refunds.resources import WRITERS
 logger = logging.getLogger(__name__)
 
 PERM_EXPORT = "refunds.export_payout"
+# A spreadsheet's sheet has 1,048,576 rows, the header included; Excel refuses a bigger file.
+XLSX_MAX_ROWS = 1_048_575
 
 
 def over_inline_limit(queryset) -> bool:
@@ -68,6 +70,10 @@ def export_write(*, export_id: int) -> str:
         if not user.is_active or not user.has_perm(PERM_EXPORT):
             raise PermissionError(f"{user.get_username()} may no longer export.")
         resource, queryset = _source(export)
+        if export.fmt == Export.Format.XLSX and queryset.order_by().values("pk")[: XLSX_MAX_ROWS + 1].count() > XLSX_MAX_ROWS:
+            raise ValueError(
+                f"More than {XLSX_MAX_ROWS:,} rows: more than a spreadsheet holds. Export CSV, or narrow the filter."
+            )
         with tempfile.TemporaryFile() as tmp:
             rows = WRITERS[export.fmt](resource, queryset, tmp)
             tmp.seek(0)

@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from refunds import exports
 from refunds.exports import export_request, export_write, exports_clean
 from refunds.models import Export, Payout, RefundRequest
 from tests.factories import RefundRequestFactory
@@ -233,3 +234,16 @@ def test_deleting_a_user_deletes_their_export_files(finance_user, django_capture
 
     assert not Export.objects.filter(pk=export.pk).exists()
     assert not path.exists()
+
+
+def test_an_xlsx_bigger_than_a_sheet_fails_with_a_sentence_and_csv_is_written(finance_user, monkeypatch):
+    monkeypatch.setattr(exports, "XLSX_MAX_ROWS", 2)
+    payouts(["1.00", "2.00", "3.00"])
+    xlsx = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="xlsx", params={"query": ""})
+    csv_export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+
+    assert export_write(export_id=xlsx.pk) == Export.State.FAILED
+    assert export_write(export_id=csv_export.pk) == Export.State.DONE
+
+    xlsx.refresh_from_db()
+    assert "more than a spreadsheet holds. Export CSV" in xlsx.error and not xlsx.file
