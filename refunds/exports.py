@@ -28,11 +28,15 @@ PERM_EXPORT = "refunds.export_payout"
 XLSX_MAX_ROWS = 1_048_575
 
 
-def over_inline_limit(queryset) -> bool:
-    """Whether the rows are too many to write within a request: counts at most one past the
-    limit, so a million-row filter costs no full COUNT(*)."""
-    limit = settings.EXPORT_INLINE_MAX_ROWS
+def _more_than(queryset, limit: int) -> bool:
+    """Whether the queryset has more than `limit` rows, counting at most one past it."""
     return queryset.order_by().values("pk")[: limit + 1].count() > limit
+
+
+def over_inline_limit(queryset) -> bool:
+    """Whether the rows are too many to write within a request (a million-row filter costs
+    no full COUNT(*))."""
+    return _more_than(queryset, settings.EXPORT_INLINE_MAX_ROWS)
 
 
 def export_request(*, user, what: str, fmt: str, params: dict) -> Export:
@@ -70,7 +74,7 @@ def export_write(*, export_id: int) -> str:
         if not user.is_active or not user.has_perm(PERM_EXPORT):
             raise PermissionError(f"{user.get_username()} may no longer export.")
         resource, queryset = _source(export)
-        if export.fmt == Export.Format.XLSX and queryset.order_by().values("pk")[: XLSX_MAX_ROWS + 1].count() > XLSX_MAX_ROWS:
+        if export.fmt == Export.Format.XLSX and _more_than(queryset, XLSX_MAX_ROWS):
             raise ValueError(
                 f"More than {XLSX_MAX_ROWS:,} rows: more than a spreadsheet holds. Export CSV, or narrow the filter."
             )
