@@ -10,7 +10,7 @@ import pytest
 from refunds.models import Inspection, RefundRequest
 from tests.admin.conftest import awaiting_return_request, escalated_request
 from tests.e2e.conftest import login, shot
-from tests.factories import UserFactory
+from tests.factories import OrderFactory, UserFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -107,3 +107,33 @@ def test_support_switches_the_admin_to_chinese(page, live_server):
     shot(page, "support-6-queue-zh")
     assert "客服队列（审核中、等待客户）" in page.content()
     assert "与描述不符" in page.inner_text("#result_list")
+
+
+def test_support_files_a_request_for_a_customer_by_order_number(page, live_server):
+    order = OrderFactory(lines=[("SKU-1", 2, "30.00"), ("SKU-2", 1, "12.50")])
+    user = UserFactory(username="sue-support", role="support")
+
+    login(page, live_server, user)
+    page.goto(f"{live_server.url}/admin/refunds/refundrequest/")
+    page.click("text=Create a request for a customer")
+    page.fill("#order-number", order.number)
+    page.click("#find-order input[type=submit]")
+    page.wait_for_selector("#create-request")
+    # Nothing about the order is typed: its lines are on the page to tick.
+    assert "SKU-1" in page.inner_text("#create-request") and "SKU-2" in page.inner_text("#create-request")
+    page.check("#create-request input[name=sku][value=SKU-1]")
+    page.fill("#create-request input[name=qty-SKU-1]", "1")
+    page.select_option("#create-request select[name=reason]", "size_fit")
+    page.select_option("#create-request select[name=kind]", "refund_only")
+    page.fill("#create-request textarea[name=customer_note]", "Too small, asked in the chat")
+    shot(page, "support-7-create-for-customer")
+    page.click("#create-request input[type=submit]")
+    page.wait_for_selector(".messagelist")
+    shot(page, "support-8-created")
+
+    refund = RefundRequest.objects.get(order=order)
+    assert f"{refund.number} was created for the customer." in page.inner_text(".messagelist")
+    assert refund.channel.kind == "support_chat" and refund.customer_note == "Too small, asked in the chat"
+    assert [(rl.order_line.sku, rl.quantity) for rl in refund.lines.all()] == [("SKU-1", 1)]
+    assert refund.state == State.READY_FOR_PAYOUT  # evaluated at once: small, refund only, in the window
+    assert "asked through" in page.inner_text(".rd-panel")
