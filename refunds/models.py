@@ -10,7 +10,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django_fsm import FSMField, FSMModelMixin, transition
 
@@ -29,6 +29,14 @@ def staff_reference(verbose_name) -> models.ForeignKey:
         verbose_name=verbose_name,
         db_index=False,
     )
+
+
+def stored_label(label) -> str:
+    """A choice's label as written into a stored sentence (a rule trace, an escalation
+    reason): English, whatever language the screen that caused it is in, as every sentence
+    stored with a decision is."""
+    with translation.override("en"):
+        return str(label)
 
 
 class Reason(models.TextChoices):

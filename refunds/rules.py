@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.utils import timezone, translation
+from django.utils import timezone
 
-from refunds.models import DEFAULT_DISPUTE_REASONS, Reason, RefundPolicy, RefundRequest
+from refunds.models import DEFAULT_DISPUTE_REASONS, Reason, RefundPolicy, RefundRequest, stored_label
 
 PASS, OFFER, ESCALATE, REJECT = "pass", "offer", "escalate", "reject"
 STRICTNESS = {PASS: 0, OFFER: 1, ESCALATE: 2, REJECT: 3}
@@ -96,14 +96,6 @@ def gather_facts(
         watchlisted=watchlisted,
         now=now or timezone.now(),
     )
-
-
-def stored_label(label) -> str:
-    """A choice's label as written into a stored sentence (a rule trace, an escalation
-    reason): English, whatever language the screen that caused it is in, as every sentence
-    stored with a decision is."""
-    with translation.override("en"):
-        return str(label)
 
 
 def evaluate(facts: Facts, policy: RefundPolicy) -> Decision:

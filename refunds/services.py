@@ -45,6 +45,7 @@ from refunds.models import (
     RefundRequest,
     ReturnParcel,
     WalletEntry,
+    stored_label,
 )
 from risk import services as risk
 
@@ -836,9 +837,7 @@ def return_inspect(*, refund_id: int, actor: Actor, grade: str, disposition: str
             _move(refund, "inspection_passed", actor=actor, note=f"{grade}, {disposition}. {note}".strip())
             _create_payouts(refund)
         else:
-            reason = f"inspection failed: {rules.stored_label(Inspection.Grade(grade).label).lower()}" + (
-                f" — {note}" if note else ""
-            )
+            reason = f"inspection failed: {stored_label(Inspection.Grade(grade).label).lower()}" + (f" — {note}" if note else "")
             _move(refund, "inspection_failed", actor=actor, reason=reason, note=reason, fields=["escalation_reason"])
             notify_staff(role="support", event="refund_escalated", refund=refund, context={"reason": reason})
     return refund
