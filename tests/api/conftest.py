@@ -2,6 +2,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.apps import apps
@@ -10,6 +11,21 @@ from rest_framework.test import APIClient
 
 from orders.models import Carrier, Channel, Order, OrderLine
 from tests.factories import ChannelFactory
+
+# The fixtures' calendar: day 1 is ten days ago, so an order placed on day 1 is always inside
+# the return window, whatever the date the tests run on.
+DAY_ONE = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=10)
+
+
+def day(n: int, hour: int = 0, minute: int = 0) -> datetime:
+    """Day `n` of the fixtures' calendar, at hour:minute UTC."""
+    return DAY_ONE + timedelta(days=n - 1, hours=hour, minutes=minute)
+
+
+def iso(n: int, hour: int = 0, minute: int = 0) -> str:
+    """`day(n, hour, minute)` as the API writes a time: ISO 8601 with a Z."""
+    return day(n, hour, minute).strftime("%Y-%m-%dT%H:%M:%SZ")
+
 
 # Every table the channel API can write to: a 4xx must leave all of them as they were.
 WRITABLE = [
@@ -89,7 +105,7 @@ def tracking_body(**overrides) -> bytes:
         "carrier": "sf",
         "tracking_number": "SF9",
         "status": "in_transit",
-        "occurred_at": "2026-11-03T08:00:00Z",
+        "occurred_at": iso(3, 8),
         "location": "Changsha",
         **overrides,
     }
@@ -98,7 +114,7 @@ def tracking_body(**overrides) -> bytes:
 
 def order_body(**overrides) -> dict:
     body = {
-        "placed_at": "2026-11-01T10:00:00Z",
+        "placed_at": iso(1, 10),
         "currency": "CNY",
         "customer": {"external_id": "C-1", "name": "Li Lei", "phone": "+8613800000000", "email": "li@example.com"},
         "shipping_address": {
@@ -111,8 +127,8 @@ def order_body(**overrides) -> dict:
         },
         "lines": [{"sku": "SKU-1", "name": "Shirt", "quantity": 2, "unit_price": "29.95"}],
         "shipping_fee": "0.00",
-        "payment": {"method": "alipay", "reference": "PAY-1", "amount": "59.90", "paid_at": "2026-11-01T10:01:00Z"},
-        "shipments": [{"carrier": "sf", "tracking_number": "SF1", "shipped_at": "2026-11-02T10:00:00Z", "delivered_at": None}],
+        "payment": {"method": "alipay", "reference": "PAY-1", "amount": "59.90", "paid_at": iso(1, 10, 1)},
+        "shipments": [{"carrier": "sf", "tracking_number": "SF1", "shipped_at": iso(2, 10), "delivered_at": None}],
     }
     body.update(overrides)
     return body

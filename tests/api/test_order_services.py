@@ -1,6 +1,5 @@
 """orders.services: the upsert, messages and carrier scans behind the channel API."""
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -12,7 +11,7 @@ from orders.models import AddressChange, Carrier, Order, OrderEvent, Shipment, T
 from refunds import services as refund_services
 from refunds.errors import NotFound, RefundValidationError
 from refunds.models import RefundRequest
-from tests.api.conftest import db_snapshot, order_body
+from tests.api.conftest import day, db_snapshot, iso, order_body
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +24,7 @@ def upsert(channel, body, number="MKT-1"):
 
 def test_new_order_walks_forward_through_its_history(channel):
     body = order_body()
-    body["shipments"][0]["delivered_at"] = "2026-11-04T10:00:00Z"
+    body["shipments"][0]["delivered_at"] = iso(4, 10)
     order, created = upsert(channel, body)
     assert created and order.state == "delivered"
     assert list(OrderEvent.objects.filter(order=order).order_by("pk").values_list("from_state", "to_state")) == [
@@ -34,13 +33,13 @@ def test_new_order_walks_forward_through_its_history(channel):
         ("paid", "shipped"),
         ("shipped", "delivered"),
     ]
-    assert order.delivered_at == datetime(2026, 11, 4, 10, tzinfo=UTC)
+    assert order.delivered_at == day(4, 10)
     assert order.paid_total == Decimal("59.90")
 
 
 def test_same_body_twice_writes_nothing_and_never_moves_backwards(channel):
     body = order_body()
-    body["shipments"][0]["delivered_at"] = "2026-11-04T10:00:00Z"
+    body["shipments"][0]["delivered_at"] = iso(4, 10)
     upsert(channel, body)
     before = db_snapshot()
     order, created = upsert(channel, body)
@@ -99,7 +98,7 @@ def test_lines_can_be_added_and_changed_until_a_request_holds_them(channel):
 
 def test_kept_carrier_events_are_matched_when_the_shipment_appears(channel):
     sf = Carrier.objects.create(code="sf", secret="s")
-    at = datetime(2026, 11, 4, 9, tzinfo=UTC)
+    at = day(4, 9)
     event, created = services.tracking_event_record(carrier=sf, tracking_number="SF1", status="delivered", occurred_at=at)
     assert created and event.shipment_id is None and event.return_parcel_id is None
     order, _ = upsert(channel, order_body())
@@ -113,15 +112,13 @@ def test_kept_carrier_events_are_matched_when_the_shipment_appears(channel):
 def test_a_scan_replay_is_a_no_op(channel):
     sf = Carrier.objects.create(code="sf", secret="s")
     upsert(channel, order_body())
-    at = datetime(2026, 11, 3, 9, tzinfo=UTC)
+    at = day(3, 9)
     services.tracking_event_record(carrier=sf, tracking_number="SF1", status="in_transit", occurred_at=at)
     before = db_snapshot()
     _, created = services.tracking_event_record(carrier=sf, tracking_number="SF1", status="in_transit", occurred_at=at)
     assert not created and db_snapshot() == before
     # An older scan arriving late does not overwrite the newer status.
-    services.tracking_event_record(
-        carrier=sf, tracking_number="SF1", status="picked_up", occurred_at=datetime(2026, 11, 2, tzinfo=UTC)
-    )
+    services.tracking_event_record(carrier=sf, tracking_number="SF1", status="picked_up", occurred_at=day(2))
     assert Shipment.objects.get().last_status == "in_transit"
     assert Order.objects.get().state == "shipped"
 
@@ -151,9 +148,7 @@ def test_return_parcel_scans_move_the_request_and_early_scans_are_matched(channe
         )
     assert RefundRequest.objects.get(pk=a.pk).state == "awaiting_return"
     # The carrier saw parcel R1 before the customer told us about it.
-    early, _ = services.tracking_event_record(
-        carrier=sf, tracking_number="R1", status="picked_up", occurred_at=datetime(2026, 11, 5, tzinfo=UTC)
-    )
+    early, _ = services.tracking_event_record(carrier=sf, tracking_number="R1", status="picked_up", occurred_at=day(5))
     assert RefundRequest.objects.get(pk=a.pk).state == "awaiting_return"
     refund_services.return_ship(refund_id=a.pk, actor=actor, carrier="sf", tracking_number="R1")
     early.refresh_from_db()
@@ -163,14 +158,10 @@ def test_return_parcel_scans_move_the_request_and_early_scans_are_matched(channe
     from refunds.models import ReturnParcel
 
     ReturnParcel.objects.filter(request=b).update(carrier="sf", tracking_number="R2")
-    services.tracking_event_record(
-        carrier=sf, tracking_number="R2", status="in_transit", occurred_at=datetime(2026, 11, 5, tzinfo=UTC)
-    )
+    services.tracking_event_record(carrier=sf, tracking_number="R2", status="in_transit", occurred_at=day(5))
     assert RefundRequest.objects.get(pk=b.pk).state == "return_in_transit"
     # A delivered scan of a return parcel does not move it again (the warehouse scans it in).
-    services.tracking_event_record(
-        carrier=sf, tracking_number="R2", status="delivered", occurred_at=datetime(2026, 11, 6, tzinfo=UTC)
-    )
+    services.tracking_event_record(carrier=sf, tracking_number="R2", status="delivered", occurred_at=day(6))
     assert RefundRequest.objects.get(pk=b.pk).state == "return_in_transit"
     assert TrackingEvent.objects.filter(return_parcel__request=b).count() == 2
 

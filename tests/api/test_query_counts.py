@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 
 from config import q2
 from refunds.models import RefundRequest
-from tests.api.conftest import order_body
+from tests.api.conftest import iso, order_body
 
 pytestmark = pytest.mark.django_db
 
@@ -31,8 +31,8 @@ def _order(api, number, n_lines):
         {
             "carrier": "sf",
             "tracking_number": f"SF-{number}",
-            "shipped_at": "2026-11-20T10:00:00Z",
-            "delivered_at": "2026-11-21T10:00:00Z",
+            "shipped_at": iso(5, 10),
+            "delivered_at": iso(6, 10),
         }
     ]
     assert api.put(f"/api/v1/orders/{number}/", body, format="json").status_code == 201
