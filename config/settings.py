@@ -55,8 +55,13 @@ INSTALLED_APPS = [
     "import_export",
     "orders",
     "refunds",
+    # The simulated payment gateway's books (its own tables, not the product's): the demo's
+    # and the tests' stand-in for the provider.
+    "refunds.gateways.simulated",
     "risk",
     "notifications",
+    # Last: the project's own app (the sweepers' parked rows, the background-work kit).
+    "config",
 ]
 
 MIDDLEWARE = [
@@ -150,6 +155,9 @@ elif Q_BROKER == "orm":
     Q_CLUSTER["orm"] = "default"
 else:
     raise ImproperlyConfigured(f"Q_BROKER must be 'orm', or 'redis' with REDIS_URL set; it is {Q_BROKER!r}.")
+# A row a sweeper failed on this many times in a row is parked (left out of later runs, shown
+# in the admin under "Stuck work") instead of blocking the rows behind it.
+SWEEP_PARK_AFTER = env_int("SWEEP_PARK_AFTER", 3)
 # Tests and scripts may run tasks inline instead of through a cluster.
 if env_bool("Q_SYNC", False):
     Q_CLUSTER["sync"] = True
@@ -206,7 +214,7 @@ SPECTACULAR_SETTINGS = {
 # The payment gateway adapter, chosen like Django's email backends. The simulated gateway
 # keeps its own ledger in the database and can be told to fail or time out.
 PAYMENT_GATEWAY = {
-    "BACKEND": env_str("PAYMENT_GATEWAY_BACKEND", "refunds.gateways.SimulatedGateway"),
+    "BACKEND": env_str("PAYMENT_GATEWAY_BACKEND", "refunds.gateways.simulated.SimulatedGateway"),
     "TIMEOUT_SECONDS": env_int("PAYMENT_GATEWAY_TIMEOUT", 10),
 }
 
@@ -220,7 +228,15 @@ REFUND_DESK = {
     # A payout left in `processing` longer than this is re-driven by the sweeper with the
     # same idempotency key (the gateway answers the first result again).
     "PAYOUT_STALE_SECONDS": env_int("PAYOUT_STALE_SECONDS", 120),
+    # A payout whose outcome is unknown (the gateway timed out) is asked about this long after
+    # the call, then with a doubling back-off up to the maximum; after ALERT_AFTER answers
+    # that still say nothing, finance is alerted (once).
+    "PAYOUT_STATUS_CHECK_FIRST_SECONDS": env_int("PAYOUT_STATUS_CHECK_FIRST_SECONDS", 30),
+    "PAYOUT_STATUS_CHECK_MAX_SECONDS": env_int("PAYOUT_STATUS_CHECK_MAX_SECONDS", 3600),
+    "PAYOUT_STATUS_ALERT_AFTER": env_int("PAYOUT_STATUS_ALERT_AFTER", 5),
     "COUPON_VALID_DAYS": env_int("COUPON_VALID_DAYS", 90),
+    # awaiting_customer with no answer for this long goes back to review.
+    "AWAITING_CUSTOMER_TIMEOUT_HOURS": env_int("AWAITING_CUSTOMER_TIMEOUT_HOURS", 72),
 }
 
 # Notifications: the SMS backend is chosen like Django's e-mail backends; e-mail goes through
@@ -247,8 +263,6 @@ NOTIFICATIONS = {
     # of by the sweeper (which django-q2 runs at most every 30 s).
     "RETRY_INLINE_MAX_SECONDS": float(env_str("NOTIFY_RETRY_INLINE_MAX_SECONDS", "2")),
     "STUCK_SENDING_SECONDS": float(env_str("NOTIFY_STUCK_SENDING_SECONDS", "120")),
-    # awaiting_customer with no answer for this long goes back to review.
-    "AWAITING_CUSTOMER_TIMEOUT_HOURS": env_int("AWAITING_CUSTOMER_TIMEOUT_HOURS", 72),
 }
 
 # Spreadsheets (django-import-export): import needs the model's add permission, export its

@@ -67,28 +67,3 @@ def sla_breach_candidates(*, state: str, level: str, cutoff, limit: int = 500):
         .select_related("order", "customer")
         .order_by("state_changed_at")[:limit]
     )
-
-
-def overdue_returns(*, now=None, limit: int = 500) -> list[int]:
-    from refunds.models import RefundRequest
-
-    now = now or timezone.now()
-    return list(
-        RefundRequest.objects.filter(state=RefundRequest.State.AWAITING_RETURN, return_parcel__deadline__lt=now)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:limit]
-    )
-
-
-def timed_out_awaiting_customer(*, before, limit: int = 500) -> list[int]:
-    """Requests waiting for the customer's answer to a question since before `before`. An
-    offered alternative is not timed out here: declining it is the customer's call."""
-    from refunds.models import RefundRequest
-
-    return list(
-        RefundRequest.objects.filter(
-            state=RefundRequest.State.AWAITING_CUSTOMER, alternative__isnull=True, state_changed_at__lt=before
-        )
-        .order_by("pk")
-        .values_list("pk", flat=True)[:limit]
-    )

@@ -73,6 +73,16 @@ def notify_staff(*, role: str, event: str, refund=None, context: dict | None = N
     return [row]
 
 
+def alert_parked(report) -> None:
+    """Tell the administrators about the rows a sweeper parked in this run (`config.sweeps`)."""
+    for object_id, error in report.parked:
+        notify_staff(
+            role="admin",
+            event="work_parked",
+            context={"sweeper": report.sweeper, "row": str(object_id), "error": error.splitlines()[-1][:300]},
+        )
+
+
 def _queue(rows: list[Notification]) -> list[Notification]:
     if not rows:
         return rows

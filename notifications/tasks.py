@@ -1,7 +1,7 @@
 """django-q2 tasks of the notifications app: take ids, call one service each, safe to run twice.
 
-The sweepers and timers run on schedules created by the data migration
-`0004_seed_templates_limits_schedules`.
+The outbox sweeper and the SLA alerts run on schedules created by the data migration
+`0004_seed_templates_limits_schedules`; the refund lifecycle's timers are `refunds.tasks`.
 """
 
 import logging
@@ -36,39 +36,6 @@ def sweep_outbox() -> int:
     stuck = selectors.stuck_in_sending(claimed_before=cutoff)
     enqueue_many_on_commit("notifications.tasks.notification_send_stuck", [(pk, cutoff.isoformat()) for pk in stuck])
     return len(due) + len(stuck)
-
-
-def expire_returns() -> int:
-    """awaiting_return past the return deadline → cancelled (the customer is told)."""
-    from orders.actors import SYSTEM
-    from refunds.errors import RefundError
-    from refunds.services import refund_expire
-
-    done = 0
-    for refund_id in selectors.overdue_returns():
-        try:
-            refund_expire(refund_id=refund_id, actor=SYSTEM)
-            done += 1
-        except RefundError as exc:  # the parcel was scanned in the meantime
-            logger.info("not expiring %s: %s", refund_id, exc)
-    return done
-
-
-def time_out_awaiting_customer() -> int:
-    """awaiting_customer with no answer past the timeout → back to review."""
-    from orders.actors import SYSTEM
-    from refunds.errors import RefundError
-    from refunds.services import refund_resume
-
-    before = timezone.now() - timedelta(hours=settings.NOTIFICATIONS["AWAITING_CUSTOMER_TIMEOUT_HOURS"])
-    done = 0
-    for refund_id in selectors.timed_out_awaiting_customer(before=before):
-        try:
-            refund_resume(refund_id=refund_id, actor=SYSTEM)
-            done += 1
-        except RefundError as exc:  # the customer answered in the meantime
-            logger.info("not resuming %s: %s", refund_id, exc)
-    return done
 
 
 def sla_sweep() -> int:

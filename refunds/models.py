@@ -438,6 +438,10 @@ class Payout(FSMModelMixin, models.Model):
         PENDING_APPROVAL = "pending_approval", _("Pending approval")
         APPROVED = "approved", _("Approved")
         PROCESSING = "processing", _("Processing")
+        # The gateway was called and gave no answer that says whether it paid (a timeout, a
+        # dropped connection): nobody may void, reissue or retry it under a new key until the
+        # gateway, asked, has answered.
+        OUTCOME_UNKNOWN = "outcome_unknown", _("Outcome unknown")
         SUCCEEDED = "succeeded", _("Succeeded")
         FAILED = "failed", _("Failed")
         VOIDED = "voided", _("Voided")
@@ -472,6 +476,15 @@ class Payout(FSMModelMixin, models.Model):
     voided_at = models.DateTimeField(_("voided at"), null=True, blank=True)
     gateway_reference = models.CharField(_("gateway reference"), max_length=100, blank=True)
     error = models.TextField(_("gateway error"), blank=True)
+    # The gateway said trying again cannot help (a closed card): pay by another method.
+    failure_permanent = models.BooleanField(_("declined for good"), default=False)
+    # While the outcome is unknown: since when, how often the gateway was asked, its last
+    # answer, and when the sweeper asks next (a back-off).
+    outcome_unknown_at = models.DateTimeField(_("outcome unknown since"), null=True, blank=True)
+    status_checks = models.PositiveIntegerField(_("status queries"), default=0)
+    status_checked_at = models.DateTimeField(_("last asked at"), null=True, blank=True)
+    status_answer = models.TextField(_("gateway's last answer"), blank=True)
+    next_status_check_at = models.DateTimeField(_("next query at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -484,11 +497,14 @@ class Payout(FSMModelMixin, models.Model):
             models.Index(fields=["state", "succeeded_at"]),
             # Finance's "all payouts" list is ordered oldest first across every state.
             models.Index(fields=["created_at", "id"], name="payout_created_idx"),
+            # The sweeper's look-up of unknown outcomes due to be asked about.
+            models.Index(fields=["next_status_check_at"], condition=Q(state="outcome_unknown"), name="payout_unknown_due_idx"),
         ]
         permissions = [
             ("approve_payout", _("Can approve payouts")),
             ("retry_payout", _("Can retry failed payouts")),
             ("export_payout", _("Can export payouts for reconciliation")),
+            ("reconcile_payout", _("Can check payouts against the gateway's books and resolve differences")),
         ]
 
     def __str__(self) -> str:
@@ -503,25 +519,53 @@ class Payout(FSMModelMixin, models.Model):
         self.first_approved_by = by
         self.first_approved_at = at
 
-    @transition(field=state, source=State.FAILED, target=State.PROCESSING)
+    @transition(field=state, source=State.APPROVED, target=State.PROCESSING)
+    def start(self, *, at):
+        """Claimed for execution (set-based: `payout_claim` runs it as one conditional UPDATE)."""
+        self.processing_started_at = at
+        self.attempts += 1
+
+    @transition(field=state, source=State.FAILED, target=State.PROCESSING, conditions=[lambda p: not p.failure_permanent])
     def retry(self, *, at):
+        """Sent again under the same idempotency key."""
         self.processing_started_at = at
         self.attempts += 1
         self.error = ""
 
-    @transition(field=state, source=State.PROCESSING, target=State.SUCCEEDED)
+    @transition(field=state, source=[State.PROCESSING, State.OUTCOME_UNKNOWN], target=State.SUCCEEDED)
     def succeed(self, *, at, reference: str):
         self.succeeded_at = at
         self.gateway_reference = reference
         self.error = ""
+        self.next_status_check_at = None
 
-    @transition(field=state, source=State.PROCESSING, target=State.FAILED)
-    def fail(self, *, at, error: str):
+    @transition(field=state, source=[State.PROCESSING, State.OUTCOME_UNKNOWN], target=State.FAILED)
+    def fail(self, *, at, error: str, permanent: bool = False):
+        """The gateway said it did not pay (declined, or asked about an unknown outcome)."""
         self.failed_at = at
         self.error = error
+        self.failure_permanent = permanent
+        self.next_status_check_at = None
+
+    @transition(field=state, source=State.PROCESSING, target=State.OUTCOME_UNKNOWN)
+    def lose_track(self, *, at, error: str, check_at):
+        """No answer that says whether the gateway paid: ask it (at `check_at`) before anything else."""
+        self.outcome_unknown_at = at
+        self.error = error
+        self.status_checks = 0
+        self.status_answer = ""
+        self.next_status_check_at = check_at
+
+    def record_status_answer(self, *, at, answer: str, check_at) -> None:
+        """The gateway, asked, still did not say; the state does not move."""
+        self.status_checks += 1
+        self.status_checked_at = at
+        self.status_answer = answer
+        self.next_status_check_at = check_at
 
     @transition(field=state, source=[State.PENDING_APPROVAL, State.FAILED], target=State.VOIDED)
     def void(self, *, at):
+        """Only a payout the gateway never paid: pending, or failed by the gateway's own answer."""
         self.voided_at = at
 
 
@@ -661,48 +705,88 @@ class RefundPolicy(models.Model):
         return self.name
 
 
-class GatewayLedgerEntry(models.Model):
-    """The simulated payment gateway's own books: what it actually paid out.
+class ReconciliationRun(models.Model):
+    """One comparison of a day's refunds in the gateway's books with our succeeded payouts."""
 
-    Keyed by the caller's idempotency key like a real gateway, so a repeated call answers
-    the first result instead of paying again.
-    """
+    class State(models.TextChoices):
+        RUNNING = "running", _("Running")
+        CLEAN = "clean", _("No differences")
+        DIFFERENCES = "differences", _("Differences found")
+        FAILED = "failed", _("Could not ask the gateway")
 
-    idempotency_key = models.CharField(_("idempotency key"), max_length=64, unique=True)
-    payment_reference = models.CharField(_("payment reference"), max_length=100)
-    amount = models.DecimalField(_("amount"), **MONEY)
-    currency = models.CharField(_("currency"), max_length=3)
-    reference = models.CharField(_("reference"), max_length=64, unique=True)
-    created_at = models.DateTimeField(_("created at"), default=timezone.now)
-
-    class Meta:
-        verbose_name = _("simulated gateway ledger entry")
-        verbose_name_plural = _("simulated gateway ledger")
-
-    def __str__(self) -> str:
-        return self.reference
-
-
-class SimulatedGatewayControl(models.Model):
-    """Tells the simulated gateway how to misbehave, across processes (tests, demo)."""
-
-    class Mode(models.TextChoices):
-        OK = "ok", _("Succeed")
-        FAIL = "fail", _("Decline")
-        TIMEOUT = "timeout", _("Time out before paying")
-        TIMEOUT_AFTER_SUCCESS = "timeout_after_success", _("Pay, then time out")
-
-    mode = models.CharField(_("mode"), max_length=30, choices=Mode.choices, default=Mode.OK)
-    # How many calls the mode applies to before the gateway behaves again (0 = every call).
-    remaining = models.PositiveIntegerField(_("remaining"), default=0)
-    delay_ms = models.PositiveIntegerField(_("delay ms"), default=0)
+    day = models.DateField(_("day"))
+    state = models.CharField(_("state"), max_length=12, choices=State.choices, default=State.RUNNING)
+    requested_by = staff_reference(_("requested by"))
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    gateway_count = models.PositiveIntegerField(_("refunds in the gateway's books"), default=0)
+    our_count = models.PositiveIntegerField(_("payouts in our books"), default=0)
+    # {currency: "total"} of each side, as decimal strings.
+    gateway_totals = models.JSONField(_("gateway's totals"), default=dict, blank=True)
+    our_totals = models.JSONField(_("our totals"), default=dict, blank=True)
+    differences = models.PositiveIntegerField(_("differences"), default=0)
+    error = models.TextField(_("error"), blank=True)
 
     class Meta:
-        verbose_name = _("simulated gateway control")
-        verbose_name_plural = _("simulated gateway control")
+        verbose_name = _("reconciliation run")
+        verbose_name_plural = _("reconciliation runs")
+        indexes = [
+            models.Index(fields=["day", "-started_at"], name="recon_run_day_idx"),
+            models.Index(fields=["requested_by"], condition=Q(requested_by__isnull=False), name="recon_run_requested_by_idx"),
+        ]
 
     def __str__(self) -> str:
-        return self.mode
+        return f"{self.day:%Y-%m-%d} #{self.pk}"
+
+
+class ReconciliationDifference(models.Model):
+    """A disagreement between the gateway's books and ours. Never closed by the code: it stays
+    open until a person says what was done about it."""
+
+    class Kind(models.TextChoices):
+        PAID_THERE_NOT_HERE = "paid_there_not_here", _("Paid by the gateway, not in our books")
+        PAID_HERE_NOT_THERE = "paid_here_not_there", _("In our books, not paid by the gateway")
+        PAID_TWICE = "paid_twice", _("The gateway refunded one payment more than our books say")
+        AMOUNT_DIFFERS = "amount_differs", _("The amounts differ")
+
+    kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
+    day = models.DateField(_("day"))
+    # What makes it the same difference when a later run sees it again.
+    fingerprint = models.CharField(_("fingerprint"), max_length=200, unique=True)
+    payout = models.ForeignKey(
+        Payout, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("payout"), db_index=False
+    )
+    payment_reference = models.CharField(_("payment reference"), max_length=100, blank=True)
+    gateway_reference = models.CharField(_("gateway reference"), max_length=200, blank=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=64, blank=True)
+    gateway_amount = models.DecimalField(_("gateway's amount"), null=True, blank=True, **MONEY)
+    our_amount = models.DecimalField(_("our amount"), null=True, blank=True, **MONEY)
+    currency = models.CharField(_("currency"), max_length=3, blank=True)
+    first_seen_at = models.DateTimeField(_("first seen at"), default=timezone.now)
+    last_seen_at = models.DateTimeField(_("last seen at"), default=timezone.now)
+    last_run = models.ForeignKey(
+        ReconciliationRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("last run")
+    )
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    resolved_by = staff_reference(_("resolved by"))
+    resolution_note = models.TextField(_("what was done"), blank=True)
+
+    class Meta:
+        verbose_name = _("reconciliation difference")
+        verbose_name_plural = _("reconciliation differences")
+        indexes = [
+            models.Index(fields=["day"], condition=Q(resolved_at__isnull=True), name="recon_diff_open_idx"),
+            models.Index(fields=["payout"], condition=Q(payout__isnull=False), name="recon_diff_payout_idx"),
+            models.Index(fields=["resolved_by"], condition=Q(resolved_by__isnull=False), name="recon_diff_resolved_by_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(resolved_at__isnull=True) | ~Q(resolution_note=""), name="recon_diff_resolved_with_a_note"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.day:%Y-%m-%d})"
 
 
 class Export(models.Model):

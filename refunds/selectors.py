@@ -168,3 +168,20 @@ def _watchlist_figure() -> QueueFigure:
         oldest_at=row["oldest"],
         url=reverse("admin:risk_watchlistentry_changelist"),
     )
+
+
+# --- the lifecycle's timers -----------------------------------------------------------
+
+
+def overdue_returns(*, now=None):
+    """Requests still waiting for a parcel past the return deadline, oldest first."""
+    now = now or timezone.now()
+    return RefundRequest.objects.filter(state=RefundRequest.State.AWAITING_RETURN, return_parcel__deadline__lt=now).order_by("pk")
+
+
+def timed_out_awaiting_customer(*, before):
+    """Requests waiting for the customer's answer to a question since before `before`. An
+    offered alternative is not timed out here: declining it is the customer's call."""
+    return RefundRequest.objects.filter(
+        state=RefundRequest.State.AWAITING_CUSTOMER, alternative__isnull=True, state_changed_at__lt=before
+    ).order_by("pk")

@@ -7,6 +7,7 @@ services never deadlock), checks who may do it, calls the django-fsm transition,
 to run after commit. A refused call raises a `RefundError` subclass and changes nothing.
 """
 
+import logging
 import secrets
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -32,7 +33,15 @@ from refunds.errors import (
     RefundNotAllowed,
     RefundValidationError,
 )
-from refunds.gateways import GatewayError, GatewayResult, GatewayTimeout, get_gateway
+from refunds.gateways import (
+    GatewayDeclined,
+    GatewayResult,
+    GatewayTimeout,
+    GatewayUnavailable,
+    RefundStatus,
+    StatusAnswer,
+    get_gateway,
+)
 from refunds.models import (
     Coupon,
     Inspection,
@@ -48,6 +57,8 @@ from refunds.models import (
     stored_label,
 )
 from risk import services as risk
+
+logger = logging.getLogger(__name__)
 
 CENT = Decimal("0.01")
 State = RefundRequest.State
@@ -1016,6 +1027,8 @@ def payout_void(*, payout_id: int, actor: Actor, note: str = "", reissue_method:
         payout = lock_payout(payout_id)
         refund = payout.request
         before = payout.state
+        if payout.state == Payout.State.OUTCOME_UNKNOWN:
+            raise RefundNotAllowed(_unknown_sentence(payout, "voided or paid another way"))
         try:
             payout.void(at=timezone.now())
         except TransitionNotAllowed:
@@ -1070,6 +1083,12 @@ def payout_retry(*, payout_id: int, actor: Actor) -> Payout:
     with transaction.atomic():
         payout = lock_payout(payout_id)
         before = payout.state
+        if payout.state == Payout.State.OUTCOME_UNKNOWN:
+            raise RefundNotAllowed(_unknown_sentence(payout, "retried"))
+        if payout.state == Payout.State.FAILED and payout.failure_permanent:
+            raise RefundNotAllowed(
+                f"{payout} was declined for good ({payout.error}); void it and pay by store credit or coupon instead."
+            )
         try:
             payout.retry(at=timezone.now())
         except TransitionNotAllowed:
@@ -1093,18 +1112,42 @@ def payout_send(*, payout_id: int) -> Payout:
     """Pay a payout that is `processing`. Outside any transaction: no lock is held during I/O.
 
     The gateway gets the payout's idempotency key, so calling this again for the same payout
-    (a crashed worker, a timeout that had in fact paid) never pays twice.
+    (a crashed worker re-driven by the sweeper) never pays twice. Only an answer that says
+    "not paid" fails the payout; anything else (a timeout, a dropped connection, an error
+    of ours after the call) leaves its outcome unknown until the gateway is asked.
     """
     payout = Payout.objects.select_related("request__order__payment", "request__customer").get(pk=payout_id)
     if payout.state != Payout.State.PROCESSING:
         return payout
     try:
         result = _pay(payout)
-    except GatewayTimeout as exc:
-        return payout_record_result(payout_id=payout_id, error=f"timeout: {exc}")
-    except GatewayError as exc:
-        return payout_record_result(payout_id=payout_id, error=str(exc))
+    except GatewayDeclined as exc:
+        return payout_record_result(payout_id=payout_id, declined=str(exc), permanent=exc.permanent)
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, the money may have moved
+        logger.warning(
+            "payout %s: no answer that says whether it was paid: %s",
+            payout,
+            exc,
+            exc_info=not isinstance(exc, GatewayUnavailable),  # our own error: keep its traceback
+        )
+        return payout_record_result(payout_id=payout_id, unknown=_describe_unknown(exc))
     return payout_record_result(payout_id=payout_id, reference=result.reference)
+
+
+def _describe_unknown(exc: Exception) -> str:
+    if isinstance(exc, GatewayTimeout):
+        return f"timeout: {exc}"
+    if isinstance(exc, GatewayUnavailable):
+        return f"no answer: {exc}"
+    return f"unexpected error ({type(exc).__name__}): {exc}"
+
+
+def _unknown_sentence(payout: Payout, verb: str) -> str:
+    answer = payout.status_answer or "not asked yet"
+    return (
+        f"{payout}'s outcome is unknown ({payout.error}): the gateway may have paid it. It can't be {verb} "
+        f"until the gateway answers that it did not pay; it is being asked (last answer: {answer})."
+    )
 
 
 def _pay(payout: Payout) -> GatewayResult:
@@ -1145,51 +1188,163 @@ def _pay(payout: Payout) -> GatewayResult:
     return GatewayResult(reference=f"COUPON-{coupon.code}")
 
 
-def payout_record_result(*, payout_id: int, reference: str = "", error: str = "", actor: Actor = SYSTEM) -> Payout:
-    """Record the gateway's answer. Only a `processing` payout moves; a late duplicate is ignored.
+def payout_record_result(
+    *,
+    payout_id: int,
+    reference: str = "",
+    declined: str = "",
+    permanent: bool = False,
+    unknown: str = "",
+    actor: Actor = SYSTEM,
+) -> Payout:
+    """Record what the gateway's call came to: paid (`reference`), `declined` (it said it did
+    not pay; `permanent` if retrying cannot help), or `unknown` (no answer that says). Only a
+    `processing` payout moves; a late duplicate is ignored.
 
     On success the order's refunded total grows and, once every payout of the request has
     succeeded, the request becomes `refunded` and its lines' held units become refunded.
     """
+    if sum(map(bool, (reference, declined, unknown))) != 1:
+        raise ValueError("Give exactly one of reference, declined or unknown.")
     with transaction.atomic():
         payout = lock_payout(payout_id)
-        refund = payout.request
         if payout.state != Payout.State.PROCESSING:
             return payout
         now = timezone.now()
-        if error:
-            payout.fail(at=now, error=error)
-            payout.save(update_fields=["state", "failed_at", "error", "updated_at"])
+        if unknown:
+            payout.lose_track(at=now, error=unknown, check_at=now + _status_backoff(0))
+            payout.save(
+                update_fields=[
+                    "state",
+                    "outcome_unknown_at",
+                    "error",
+                    "status_checks",
+                    "status_answer",
+                    "next_status_check_at",
+                    "updated_at",
+                ]
+            )
             record_event(
-                refund,
+                payout.request,
                 actor=actor,
-                action="payout_failed",
+                action="payout_outcome_unknown",
                 from_state=Payout.State.PROCESSING,
                 payout=payout,
-                note=error,
+                note=unknown,
                 public=False,
             )
-            notify_staff(role="finance", event="payout_failed", refund=refund, context={"payout": str(payout), "error": error})
+        elif declined:
+            _record_failure(payout, error=declined, permanent=permanent, actor=actor)
+        else:
+            _record_success(payout, reference=reference, actor=actor)
+    return payout
+
+
+def _record_failure(payout: Payout, *, error: str, permanent: bool, actor: Actor) -> None:
+    before = payout.state
+    payout.fail(at=timezone.now(), error=error, permanent=permanent)
+    payout.save(update_fields=["state", "failed_at", "error", "failure_permanent", "next_status_check_at", "updated_at"])
+    record_event(payout.request, actor=actor, action="payout_failed", from_state=before, payout=payout, note=error, public=False)
+    notify_staff(role="finance", event="payout_failed", refund=payout.request, context={"payout": str(payout), "error": error})
+
+
+def _record_success(payout: Payout, *, reference: str, actor: Actor, note: str = "") -> None:
+    refund = payout.request
+    before = payout.state
+    payout.succeed(at=timezone.now(), reference=reference)
+    payout.save(update_fields=["state", "succeeded_at", "gateway_reference", "error", "next_status_check_at", "updated_at"])
+    record_event(
+        refund,
+        actor=actor,
+        action="payout_succeeded",
+        from_state=before,
+        payout=payout,
+        note=note or reference,
+        public=False,
+    )
+    Order.objects.filter(pk=refund.order_id).update(
+        refunded_total=cents(F("refunded_total") + payout.amount), held_total=cents(F("held_total") - payout.amount)
+    )
+    RefundRequest.objects.filter(pk=refund.pk).update(amount_paid=cents(F("amount_paid") + payout.amount))
+    refund.refresh_from_db(fields=["amount_paid"])
+    open_payouts = refund.payouts.exclude(state__in=[Payout.State.SUCCEEDED, Payout.State.VOIDED]).exists()
+    if not open_payouts and refund.state == State.READY_FOR_PAYOUT:
+        _complete(refund)
+
+
+def _status_backoff(checks_so_far: int) -> timedelta:
+    cfg = settings.REFUND_DESK
+    seconds = cfg["PAYOUT_STATUS_CHECK_FIRST_SECONDS"] * (2 ** min(checks_so_far, 20))
+    return timedelta(seconds=min(seconds, cfg["PAYOUT_STATUS_CHECK_MAX_SECONDS"]))
+
+
+def payout_check_status(*, payout_id: int) -> Payout:
+    """Ask what became of a payout whose outcome is unknown, and record the answer. Outside any
+    transaction: no lock is held while the gateway is asked. Safe to run twice, concurrently."""
+    payout = Payout.objects.select_related("request").get(pk=payout_id)
+    if payout.state != Payout.State.OUTCOME_UNKNOWN:
+        return payout
+    try:
+        answer = _status(payout)
+    except Exception as exc:  # noqa: BLE001 - an unanswered question is an unknown answer
+        logger.warning("payout %s: the status query failed: %s", payout, exc)
+        answer = StatusAnswer(RefundStatus.UNKNOWN, detail=f"the query failed: {_describe_unknown(exc)}")
+    return payout_record_status(payout_id=payout_id, answer=answer)
+
+
+def _status(payout: Payout) -> StatusAnswer:
+    """The gateway's answer for an original-payment payout; our own books for the others (a
+    wallet entry or a coupon is written under the payout, once)."""
+    if payout.method == RefundMethod.ORIGINAL_PAYMENT:
+        return get_gateway().refund_status(idempotency_key=str(payout.idempotency_key))
+    if payout.method == RefundMethod.STORE_CREDIT:
+        entry = WalletEntry.objects.filter(payout=payout).first()
+        if entry:
+            return StatusAnswer(RefundStatus.PAID, reference=f"WALLET-{entry.pk}", amount=entry.amount)
+        return StatusAnswer(RefundStatus.NOT_PAID, detail="no wallet entry was written")
+    coupon = Coupon.objects.filter(payout=payout).first()
+    if coupon:
+        return StatusAnswer(RefundStatus.PAID, reference=f"COUPON-{coupon.code}", amount=coupon.amount)
+    return StatusAnswer(RefundStatus.NOT_PAID, detail="no coupon was issued")
+
+
+def payout_record_status(*, payout_id: int, answer: StatusAnswer, actor: Actor = SYSTEM) -> Payout:
+    """Record the gateway's answer about an unknown outcome: paid → succeeded; not paid →
+    failed (and only now may it be voided, reissued or retried); no answer → asked again
+    later, and finance is alerted once it has gone unanswered `PAYOUT_STATUS_ALERT_AFTER` times."""
+    with transaction.atomic():
+        payout = lock_payout(payout_id)
+        if payout.state != Payout.State.OUTCOME_UNKNOWN:
             return payout
-        payout.succeed(at=now, reference=reference)
-        payout.save(update_fields=["state", "succeeded_at", "gateway_reference", "error", "updated_at"])
-        record_event(
-            refund,
-            actor=actor,
-            action="payout_succeeded",
-            from_state=Payout.State.PROCESSING,
-            payout=payout,
-            note=reference,
-            public=False,
-        )
-        Order.objects.filter(pk=refund.order_id).update(
-            refunded_total=cents(F("refunded_total") + payout.amount), held_total=cents(F("held_total") - payout.amount)
-        )
-        RefundRequest.objects.filter(pk=refund.pk).update(amount_paid=cents(F("amount_paid") + payout.amount))
-        refund.refresh_from_db(fields=["amount_paid"])
-        open_payouts = refund.payouts.exclude(state__in=[Payout.State.SUCCEEDED, Payout.State.VOIDED]).exists()
-        if not open_payouts and refund.state == State.READY_FOR_PAYOUT:
-            _complete(refund)
+        now = timezone.now()
+        if answer.status == RefundStatus.PAID:
+            note = f"the gateway, asked, says it paid: {answer.reference}"
+            if answer.amount is not None and answer.amount != payout.amount:
+                note += f" (it paid {answer.amount}, the payout is {payout.amount}: see reconciliation)"
+            _record_success(payout, reference=answer.reference, actor=actor, note=note)
+        elif answer.status == RefundStatus.NOT_PAID:
+            _record_failure(
+                payout, error=f"the gateway, asked, confirmed it did not pay: {answer.detail}", permanent=False, actor=actor
+            )
+        else:
+            payout.record_status_answer(
+                at=now, answer=answer.detail or "no answer", check_at=now + _status_backoff(payout.status_checks + 1)
+            )
+            payout.save(
+                update_fields=["status_checks", "status_checked_at", "status_answer", "next_status_check_at", "updated_at"]
+            )
+            if payout.status_checks == settings.REFUND_DESK["PAYOUT_STATUS_ALERT_AFTER"]:
+                notify_staff(
+                    role="finance",
+                    event="payout_outcome_unknown",
+                    refund=payout.request,
+                    context={
+                        "payout": str(payout),
+                        "error": payout.error,
+                        "answer": payout.status_answer,
+                        "checks": payout.status_checks,
+                    },
+                )
     return payout
 
 

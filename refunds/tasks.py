@@ -1,12 +1,19 @@
 """django-q2 tasks: each takes ids, makes one service call, and is safe to run twice."""
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
-from refunds import exports, services
+from config import sweeps
+from notifications.services import alert_parked
+from orders.actors import SYSTEM, Actor
+from refunds import exports, reconciliation, selectors, services
+from refunds.errors import RefundNotAllowed
 from refunds.models import Payout, RefundRequest
+
+logger = logging.getLogger(__name__)
 
 
 def refund_evaluate_task(refund_id: int) -> str:
@@ -39,33 +46,79 @@ def payout_send_task(payout_id: int) -> str:
 
 
 def sweep_submitted() -> int:
-    """Evaluate requests a dead task left in `submitted` (older than a minute)."""
+    """Evaluate requests a dead task left in `submitted` (older than a minute), oldest first,
+    each on its own: one that keeps failing is parked, not retried ahead of the rest."""
     cutoff = timezone.now() - timedelta(seconds=60)
-    ids = RefundRequest.objects.filter(state=RefundRequest.State.SUBMITTED, created_at__lt=cutoff).values_list("pk", flat=True)[
-        :500
-    ]
-    for refund_id in ids:
-        services.refund_evaluate(refund_id=refund_id)
-    return len(ids)
+    name = "refunds.refundrequest:evaluate"
+    rows = sweeps.without_parked(
+        name, RefundRequest.objects.filter(state=RefundRequest.State.SUBMITTED, created_at__lt=cutoff)
+    ).order_by("created_at", "pk")
+    report = sweeps.sweep(name, rows.values_list("pk", flat=True)[:500], lambda pk: services.refund_evaluate(refund_id=pk))
+    alert_parked(report)
+    return report.done
 
 
 def sweep_payouts() -> int:
-    """Re-drive payouts a crash left behind: approved but never claimed, or stuck in processing.
+    """Re-drive payouts a crash left behind, and ask the gateway about unknown outcomes.
 
-    A stuck one is sent again with its own idempotency key, so the gateway answers the first
-    result and nothing is paid twice.
+    Approved but never claimed: executed. Stuck in `processing` (a worker died mid-call):
+    sent again with its own idempotency key, so the gateway answers the first result and
+    nothing is paid twice. Outcome unknown and due: the gateway is asked (a back-off).
     """
-    stale = timezone.now() - timedelta(seconds=settings.REFUND_DESK["PAYOUT_STALE_SECONDS"])
-    n = 0
-    for payout_id in Payout.objects.filter(state=Payout.State.APPROVED, approved_at__lt=stale).values_list("pk", flat=True)[:500]:
-        services.payout_execute(payout_id=payout_id)
-        n += 1
-    for payout_id in Payout.objects.filter(state=Payout.State.PROCESSING, processing_started_at__lt=stale).values_list(
-        "pk", flat=True
-    )[:500]:
-        services.payout_send(payout_id=payout_id)
-        n += 1
-    return n
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.REFUND_DESK["PAYOUT_STALE_SECONDS"])
+    P = Payout.State
+    passes = [
+        (
+            "refunds.payout:execute",
+            Payout.objects.filter(state=P.APPROVED, approved_at__lt=stale).order_by("approved_at", "pk"),
+            lambda pk: services.payout_execute(payout_id=pk),
+        ),
+        (
+            "refunds.payout:send",
+            Payout.objects.filter(state=P.PROCESSING, processing_started_at__lt=stale).order_by("processing_started_at", "pk"),
+            lambda pk: services.payout_send(payout_id=pk),
+        ),
+        (
+            "refunds.payout:ask_gateway",
+            Payout.objects.filter(state=P.OUTCOME_UNKNOWN, next_status_check_at__lte=now).order_by("next_status_check_at", "pk"),
+            lambda pk: services.payout_check_status(payout_id=pk),
+        ),
+    ]
+    done = 0
+    for name, rows, handle in passes:
+        report = sweeps.sweep(name, sweeps.without_parked(name, rows).values_list("pk", flat=True)[:500], handle)
+        alert_parked(report)
+        done += report.done
+    return done
+
+
+def expire_returns() -> int:
+    """awaiting_return past the return deadline → cancelled (the customer is told)."""
+    name = "refunds.refundrequest:expire"
+    ids = sweeps.without_parked(name, selectors.overdue_returns()).values_list("pk", flat=True)[:500]
+    report = sweeps.sweep(name, ids, lambda pk: _unless_moved_on(services.refund_expire, pk))
+    alert_parked(report)
+    return report.done
+
+
+def time_out_awaiting_customer() -> int:
+    """awaiting_customer with no answer past the timeout → back to review."""
+    before = timezone.now() - timedelta(hours=settings.REFUND_DESK["AWAITING_CUSTOMER_TIMEOUT_HOURS"])
+    name = "refunds.refundrequest:resume"
+    ids = sweeps.without_parked(name, selectors.timed_out_awaiting_customer(before=before)).values_list("pk", flat=True)[:500]
+    report = sweeps.sweep(name, ids, lambda pk: _unless_moved_on(services.refund_resume, pk))
+    alert_parked(report)
+    return report.done
+
+
+def _unless_moved_on(service, refund_id: int) -> None:
+    """A timer's service; a request that moved on meanwhile (the parcel was scanned, the
+    customer answered) is refused by the service, which is not a failure of the timer."""
+    try:
+        service(refund_id=refund_id, actor=SYSTEM)
+    except RefundNotAllowed as exc:
+        logger.info("timer left %s alone: %s", refund_id, exc)
 
 
 def export_write_task(export_id: int) -> str:
@@ -74,3 +127,17 @@ def export_write_task(export_id: int) -> str:
 
 def exports_clean_task() -> int:
     return exports.exports_clean()
+
+
+def reconcile_yesterday() -> int:
+    return reconciliation.reconcile_yesterday()
+
+
+def reconciliation_run_task(day: str, user_id: int | None = None) -> str:
+    """Finance's "check against the gateway" button: the run, by the person who asked."""
+    from datetime import date
+
+    from django.contrib.auth import get_user_model
+
+    actor = Actor.for_user(get_user_model().objects.get(pk=user_id)) if user_id else SYSTEM
+    return reconciliation.reconciliation_run(day=date.fromisoformat(day), actor=actor).state

@@ -36,6 +36,17 @@ def _fast_passwords(settings):
 
 
 @pytest.fixture(autouse=True)
+def _language_reset():
+    """Each test starts in the default language: a request through LocaleMiddleware leaves its
+    language active in the thread, which a later test would otherwise inherit."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _sync_q2(settings, monkeypatch):
     """Run django-q2 tasks inline in unit tests; end-to-end tests start a real cluster instead."""
     from django_q.conf import Conf

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from orders.actors import Actor
 from refunds import services
-from refunds.gateways import SimulatedGateway
+from refunds.gateways.simulated import SimulatedGateway
 from refunds.models import Payout, PayoutBatch, RefundEvent, RefundMethod, RefundRequest
 from tests.factories import OrderFactory, RefundRequestFactory, UserFactory
 

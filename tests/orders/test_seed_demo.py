@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from orders.management.commands.seed_demo import STAFF
 from orders.models import Channel, CustomerMessage, Order, OrderEvent, OrderLine, Shipment, TrackingEvent
-from refunds.models import GatewayLedgerEntry, Payout, RefundEvent, RefundRequest
+from refunds.gateways.simulated.models import GatewayLedgerEntry
+from refunds.models import Payout, RefundEvent, RefundRequest
 
 pytestmark = pytest.mark.django_db
 D = Decimal

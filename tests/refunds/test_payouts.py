@@ -1,5 +1,6 @@
 """Payouts: the state machine, the gateway's misbehaviour, and "executed at most once"."""
 
+import contextlib
 from datetime import timedelta
 from decimal import Decimal
 
@@ -10,8 +11,9 @@ from notifications.models import Notification
 from orders.actors import SYSTEM
 from refunds import services
 from refunds.errors import RefundNotAllowed, RefundValidationError
-from refunds.gateways import SimulatedGateway
-from refunds.models import GatewayLedgerEntry, Payout, RefundEvent, RefundRequest
+from refunds.gateways.simulated import SimulatedGateway
+from refunds.gateways.simulated.models import GatewayLedgerEntry
+from refunds.models import Payout, RefundEvent, RefundRequest
 from refunds.tasks import sweep_payouts
 from tests.factories import OrderFactory
 from tests.refunds import journeys
@@ -86,28 +88,159 @@ def test_a_declined_payout_fails_tells_finance_and_is_retried_with_the_same_key(
     assert len(_ledger(payout)) == 1
 
 
+def _due(payout) -> None:
+    """Make the sweeper's next question about an unknown outcome due now."""
+    Payout.objects.filter(pk=payout.pk).update(next_status_check_at=timezone.now() - timedelta(seconds=1))
+
+
+def test_the_double_refund_of_po_115_can_not_happen(finance, finance_user2, django_capture_on_commit_callbacks):
+    """The reported incident: the gateway paid, then timed out; the payout was marked failed,
+    finance voided it with a reissue to the original payment, a second finance user approved
+    the replacement under a new key, and the gateway held two refunds for one payment.
+
+    Whatever finance tries while the outcome is unknown, the gateway's ledger must end with
+    exactly one refund, and our books with the same amount refunded."""
+    from orders.actors import Actor
+
+    payout = _approved(finance)
+    payment = f"PAY-{payout.request.order.number}"
+    SimulatedGateway.set_mode("timeout_after_success", calls=1)
+    services.payout_execute(payout_id=payout.pk)
+
+    with contextlib.suppress(RefundNotAllowed):
+        services.payout_void(payout_id=payout.pk, actor=finance, note="failed; pay again", reissue_method="original_payment")
+        replacement = Payout.objects.filter(request=payout.request).exclude(pk=payout.pk).get()
+        with django_capture_on_commit_callbacks(execute=True):
+            services.payout_approve(payout_id=replacement.pk, actor=Actor.for_user(finance_user2))
+    _due(payout)
+    sweep_payouts()
+
+    paid = GatewayLedgerEntry.objects.filter(payment_reference=payment)
+    assert paid.count() == 1
+    order = payout.request.order
+    order.refresh_from_db()
+    assert order.refunded_total == paid.get().amount == D("15.00")
+    assert _reload(payout).state == P.SUCCEEDED
+
+
 @pytest.mark.parametrize("mode", ["timeout", "timeout_after_success"])
-def test_a_timeout_is_a_failure_and_the_retry_never_pays_twice(mode, finance, django_capture_on_commit_callbacks):
+def test_a_timeout_is_an_unknown_outcome_that_nobody_can_void_or_retry(mode, finance, django_capture_on_commit_callbacks):
     payout = _approved(finance)
     SimulatedGateway.set_mode(mode, calls=1)
 
     services.payout_execute(payout_id=payout.pk)
 
     payout = _reload(payout)
-    assert payout.state == P.FAILED
+    assert payout.state == P.OUTCOME_UNKNOWN
     assert payout.error.startswith("timeout:")
-    paid_before_retry = len(_ledger(payout))
-    assert paid_before_retry == (1 if mode == "timeout_after_success" else 0)
+    assert payout.outcome_unknown_at is not None and payout.next_status_check_at > timezone.now()
+    assert RefundEvent.objects.filter(payout=payout, action="payout_outcome_unknown").count() == 1
+    assert not Notification.objects.filter(event="payout_failed").exists()
+    events = RefundEvent.objects.count()
+    for act in (
+        lambda: services.payout_void(payout_id=payout.pk, actor=finance, reissue_method="store_credit"),
+        lambda: services.payout_retry(payout_id=payout.pk, actor=finance),
+    ):
+        with django_capture_on_commit_callbacks() as callbacks, pytest.raises(RefundNotAllowed, match="outcome is unknown"):
+            act()
+        assert callbacks == []
+    assert (_reload(payout).state, RefundEvent.objects.count()) == (P.OUTCOME_UNKNOWN, events)
+    assert Payout.objects.filter(request=payout.request).count() == 1  # nothing reissued
+    assert sweep_payouts() == 0  # not due yet: the gateway is asked on a back-off
+
+
+def test_the_sweeper_asks_the_gateway_and_a_paid_unknown_outcome_succeeds(finance, django_capture_on_commit_callbacks):
+    payout = _approved(finance)
+    SimulatedGateway.set_mode("timeout_after_success", calls=1)
+    services.payout_execute(payout_id=payout.pk)
+    _due(payout)
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.payout_retry(payout_id=payout.pk, actor=finance)
+        assert sweep_payouts() == 1
 
     payout = _reload(payout)
     [entry] = _ledger(payout)
-    assert (payout.state, payout.gateway_reference) == (P.SUCCEEDED, entry.reference)
-    order = payout.request.order
-    order.refresh_from_db()
-    assert (order.refunded_total, order.held_total) == (D("15.00"), D("0.00"))
+    assert (payout.state, payout.gateway_reference, payout.attempts) == (P.SUCCEEDED, entry.reference, 1)
+    assert payout.request.state == RefundRequest.State.REFUNDED
+    event = RefundEvent.objects.get(payout=payout, action="payout_succeeded")
+    assert (event.from_state, "says it paid" in event.note) == (P.OUTCOME_UNKNOWN, True)
+
+
+def test_only_a_confirmed_not_paid_fails_it_and_then_the_retry_reuses_the_key(finance, django_capture_on_commit_callbacks):
+    payout = _approved(finance)
+    key = payout.idempotency_key
+    SimulatedGateway.set_mode("timeout", calls=1)
+    services.payout_execute(payout_id=payout.pk)
+    _due(payout)
+
+    sweep_payouts()
+
+    payout = _reload(payout)
+    assert (payout.state, payout.failure_permanent) == (P.FAILED, False)
+    assert "confirmed it did not pay" in payout.error
+    assert Notification.objects.filter(event="payout_failed", recipient="finance").count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payout_retry(payout_id=payout.pk, actor=finance)
+    payout = _reload(payout)
+    assert (payout.state, payout.idempotency_key, payout.attempts) == (P.SUCCEEDED, key, 2)
+    assert len(_ledger(payout)) == 1
+
+
+def test_an_unanswered_question_is_asked_again_later_and_finance_is_alerted_once(finance, settings):
+    settings.REFUND_DESK = {
+        **settings.REFUND_DESK,
+        "PAYOUT_STATUS_CHECK_FIRST_SECONDS": 30,
+        "PAYOUT_STATUS_CHECK_MAX_SECONDS": 300,
+        "PAYOUT_STATUS_ALERT_AFTER": 3,
+    }
+    payout = _approved(finance)
+    SimulatedGateway.set_mode("timeout", calls=1, status_mode="timeout")
+    services.payout_execute(payout_id=payout.pk)
+    waits = []
+    for _ in range(5):
+        _due(payout)
+        before = timezone.now()
+        sweep_payouts()
+        after = _reload(payout)
+        waits.append(round((after.next_status_check_at - before).total_seconds() / 30))
+    assert after.state == P.OUTCOME_UNKNOWN
+    assert (after.status_checks, "did not answer in time" in after.status_answer) == (5, True)
+    assert waits == [2, 4, 8, 10, 10]  # 60 s, 120 s, 240 s, then the 300 s cap
+    alerts = Notification.objects.filter(event="payout_outcome_unknown", recipient="finance")
+    assert alerts.count() == 1
+    assert str(payout) in alerts.get().body
+
+
+def test_an_error_of_ours_after_the_call_is_an_unknown_outcome_too(finance, monkeypatch):
+    payout = _approved(finance)
+
+    class Broken:
+        def refund(self, **kwargs):
+            raise ConnectionResetError("connection reset by peer")
+
+    monkeypatch.setattr(services, "get_gateway", Broken)
+    services.payout_execute(payout_id=payout.pk)
+
+    after = _reload(payout)
+    assert after.state == P.OUTCOME_UNKNOWN
+    assert after.error == "unexpected error (ConnectionResetError): connection reset by peer"
+
+
+def test_a_permanent_decline_is_not_retried_but_can_be_paid_another_way(finance, django_capture_on_commit_callbacks):
+    payout = _approved(finance)
+    SimulatedGateway.set_mode("decline_permanent", calls=1)
+    services.payout_execute(payout_id=payout.pk)
+    payout = _reload(payout)
+    assert (payout.state, payout.failure_permanent) == (P.FAILED, True)
+
+    with pytest.raises(RefundNotAllowed, match="declined for good"):
+        services.payout_retry(payout_id=payout.pk, actor=finance)
+    assert _reload(payout).state == P.FAILED
+
+    services.payout_void(payout_id=payout.pk, actor=finance, note="card closed", reissue_method="coupon")
+    replacement = Payout.objects.filter(request=payout.request).exclude(pk=payout.pk).get()
+    assert (replacement.method, replacement.state, replacement.amount) == ("coupon", P.PENDING_APPROVAL, payout.amount)
+    assert replacement.idempotency_key != payout.idempotency_key
 
 
 def test_a_worker_killed_mid_call_is_re_driven_by_the_sweeper_and_pays_once(finance):
@@ -153,6 +286,9 @@ def _payout_in(state, finance) -> Payout:
         services.payout_execute(payout_id=payout.pk)
     elif state == P.FAILED:
         SimulatedGateway.set_mode("fail", calls=1)
+        services.payout_execute(payout_id=payout.pk)
+    elif state == P.OUTCOME_UNKNOWN:
+        SimulatedGateway.set_mode("timeout", calls=1)
         services.payout_execute(payout_id=payout.pk)
     elif state == P.VOIDED:
         SimulatedGateway.set_mode("fail", calls=1)
@@ -203,7 +339,8 @@ def test_recording_a_late_result_for_a_payout_not_processing_changes_nothing(fin
     payout = _payout_in(P.SUCCEEDED, finance)
     events = RefundEvent.objects.count()
 
-    services.payout_record_result(payout_id=payout.pk, error="late timeout", actor=SYSTEM)
+    services.payout_record_result(payout_id=payout.pk, unknown="late timeout", actor=SYSTEM)
+    services.payout_record_result(payout_id=payout.pk, declined="late decline", actor=SYSTEM)
 
     after = _reload(payout)
     assert (after.state, after.error) == (P.SUCCEEDED, "")

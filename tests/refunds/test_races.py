@@ -16,8 +16,9 @@ from orders.actors import Actor
 from orders.models import Order
 from refunds import services
 from refunds.errors import RefundError, RefundNotAllowed, RefundValidationError
-from refunds.gateways import SimulatedGateway
-from refunds.models import GatewayLedgerEntry, Payout, RefundEvent, RefundRequest
+from refunds.gateways.simulated import SimulatedGateway
+from refunds.gateways.simulated.models import GatewayLedgerEntry
+from refunds.models import Payout, RefundEvent, RefundRequest
 from refunds.tasks import sweep_payouts
 from tests.factories import OrderFactory, UserFactory
 
@@ -153,31 +154,100 @@ def test_two_requests_for_the_last_unit_one_wins_and_the_loser_can_have_the_rest
     assert (line.held_quantity, line.held_amount, order.held_total) == (2, D("20.00"), D("20.00"))
 
 
-def test_a_gateway_that_timed_out_after_paying_retried_by_two_people_pays_once(queued, finance_actor):
+def _unknown_after_paying(finance_actor) -> Payout:
+    """A payout the gateway paid and then timed out on: its outcome is unknown, asked about now."""
     payout = _approved_payout(finance_actor)
     SimulatedGateway.set_mode("timeout_after_success", calls=1)
     services.payout_execute(payout_id=payout.pk)
     payout.refresh_from_db()
-    assert payout.state == Payout.State.FAILED and payout.error.startswith("timeout")
+    assert payout.state == Payout.State.OUTCOME_UNKNOWN and payout.error.startswith("timeout")
     assert _ledger(payout).count() == 1  # it did pay
+    Payout.objects.filter(pk=payout.pk).update(next_status_check_at=timezone.now() - timedelta(seconds=1))
+    return payout
+
+
+def _paid_once(payout) -> None:
+    """One refund in the gateway's books for the payment, the same amount in ours."""
+    payout.refresh_from_db()
+    order = Order.objects.select_related("payment").get(pk=payout.request.order_id)
+    paid = GatewayLedgerEntry.objects.filter(payment_reference=order.payment.reference)
+    assert paid.count() == 1, list(paid)
+    assert order.refunded_total == paid.get().amount == payout.amount
+    assert RefundRequest.objects.get(pk=payout.request_id).state == RefundRequest.State.REFUNDED
+
+
+def test_a_timeout_after_paying_then_void_and_reissue_racing_the_sweeper_pays_once(queued, finance_actor):
+    payout = _unknown_after_paying(finance_actor)
     other = Actor.for_user(UserFactory(username="finance-race-2", role="finance"))
 
-    results = run_together(2, lambda i: services.payout_retry(payout_id=payout.pk, actor=[finance_actor, other][i]))
+    def act(i):
+        if i == 0:
+            return services.payout_void(payout_id=payout.pk, actor=finance_actor, reissue_method="original_payment")
+        if i == 1:
+            return services.payout_void(payout_id=payout.pk, actor=other, reissue_method="original_payment")
+        return sweep_payouts()
+
+    results = run_together(3, act)
+
+    assert all(isinstance(r, RefundNotAllowed) for r in results[:2]), results
+    assert Payout.objects.filter(request_id=payout.request_id).count() == 1  # nothing was reissued
+    _paid_once(payout)
+    # Once the gateway has said it paid, there is nothing left to void either.
+    with pytest.raises(RefundNotAllowed):
+        services.payout_void(payout_id=payout.pk, actor=finance_actor, reissue_method="original_payment")
+
+
+def test_a_timeout_after_paying_retried_by_two_people_while_the_sweeper_asks_pays_once(queued, finance_actor):
+    payout = _unknown_after_paying(finance_actor)
+    other = Actor.for_user(UserFactory(username="finance-race-2", role="finance"))
+
+    results = run_together(
+        4,
+        lambda i: (
+            services.payout_retry(payout_id=payout.pk, actor=[finance_actor, other][i])
+            if i < 2
+            else services.payout_check_status(payout_id=payout.pk)
+        ),
+    )
+
+    assert all(isinstance(r, RefundNotAllowed) for r in results[:2]), results
+    assert not [args for func, args in queued if func == "refunds.tasks.payout_send_task"]
+    assert RefundEvent.objects.filter(payout=payout, action="payout_succeeded").count() == 1
+    _paid_once(payout)
+
+
+def test_two_finance_people_act_on_a_confirmed_failure_at_once_and_it_is_paid_once(queued, finance_actor):
+    payout = _approved_payout(finance_actor)
+    SimulatedGateway.set_mode("timeout", calls=1)  # timed out before paying
+    services.payout_execute(payout_id=payout.pk)
+    Payout.objects.filter(pk=payout.pk).update(next_status_check_at=timezone.now() - timedelta(seconds=1))
+    sweep_payouts()  # the gateway, asked, confirms it did not pay
+    payout.refresh_from_db()
+    assert payout.state == Payout.State.FAILED and _ledger(payout).count() == 0
+    other = Actor.for_user(UserFactory(username="finance-race-2", role="finance"))
+    third = Actor.for_user(UserFactory(username="finance-race-3", role="finance"))
+
+    results = run_together(
+        2,
+        lambda i: (
+            services.payout_void(payout_id=payout.pk, actor=finance_actor, reissue_method="original_payment")
+            if i == 0
+            else services.payout_retry(payout_id=payout.pk, actor=other)
+        ),
+    )
 
     assert sorted(type(r).__name__ for r in results) == ["Payout", "RefundNotAllowed"], results
-    sends = [args for func, args in queued if func == "refunds.tasks.payout_send_task"]
-    assert sends == [(payout.pk,)]  # one retry queued one send
-    # The queued send and a sweeper that thinks it is stuck run at the same moment.
-    Payout.objects.filter(pk=payout.pk).update(processing_started_at=timezone.now() - timedelta(hours=1))
-    run_together(2, lambda i: services.payout_send(payout_id=payout.pk) if i == 0 else sweep_payouts())
-
-    payout.refresh_from_db()
-    assert payout.state == Payout.State.SUCCEEDED
-    assert _ledger(payout).count() == 1
-    assert payout.gateway_reference == _ledger(payout).get().reference
-    assert RefundRequest.objects.get(pk=payout.request_id).state == RefundRequest.State.REFUNDED
-    order = Order.objects.get(pk=payout.request.order_id)
-    assert order.refunded_total == D("15.00")
+    # Run whatever the winner queued, and pay a replacement if the void won.
+    for func, args in list(queued):
+        if func == "refunds.tasks.payout_send_task":
+            services.payout_send(payout_id=args[0])
+    for replacement in Payout.objects.filter(request_id=payout.request_id, state=Payout.State.PENDING_APPROVAL):
+        services.payout_approve(payout_id=replacement.pk, actor=third)
+        services.payout_execute(payout_id=replacement.pk)
+    order = Order.objects.select_related("payment").get(pk=payout.request.order_id)
+    paid = GatewayLedgerEntry.objects.filter(payment_reference=order.payment.reference)
+    assert paid.count() == 1
+    assert order.refunded_total == paid.get().amount == D("15.00")
 
 
 def test_a_worker_killed_mid_call_is_re_driven_once_by_concurrent_sweepers(queued, finance_actor):

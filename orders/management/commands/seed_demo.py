@@ -35,9 +35,9 @@ from orders.models import (
     Shipment,
     TrackingEvent,
 )
+from refunds.gateways.simulated.models import GatewayLedgerEntry
 from refunds.models import (
     Coupon,
-    GatewayLedgerEntry,
     Inspection,
     Payout,
     RefundEvent,
@@ -689,7 +689,13 @@ class Command(BaseCommand):
             p.succeeded_at = base + timedelta(hours=1, seconds=4)
         if state == PS.FAILED:
             p.failed_at = base + timedelta(hours=1, seconds=12)
-            p.error = self.rng.choice(["declined by the gateway: card closed", "timeout: gateway did not answer in time"])
+            # Only an answer that says "not paid" fails a payout; a timeout leaves it unknown.
+            p.error, p.failure_permanent = self.rng.choice(
+                [
+                    ("declined by the gateway: card closed", True),
+                    ("declined by the gateway: insufficient merchant balance", False),
+                ]
+            )
         return p
 
     def _money_trail(self, payouts) -> None:
@@ -919,7 +925,7 @@ class Command(BaseCommand):
         from orders.actors import SYSTEM, Actor
         from refunds import services as rs
         from refunds.errors import RefundError
-        from refunds.gateways import SimulatedGateway
+        from refunds.gateways.simulated import SimulatedGateway
         from refunds.services import LineRequest
 
         u = {k: Actor.for_user(v) for k, v in self.users.items()}
@@ -980,9 +986,14 @@ class Command(BaseCommand):
             pay(submit(self._fresh_order(items=[("PHONE-CASE", 1)]), kind="refund_only"), mode="fail")
 
         def s_timeout_retry():
+            # Paid, then timed out: unknown until the gateway, asked, says it paid.
             pid = pay(submit(self._fresh_order(items=[("SOCKS-5P", 1)]), kind="refund_only"), mode="timeout_after_success")
-            rs.payout_retry(payout_id=pid, actor=u["finance"])
-            rs.payout_send(payout_id=pid)
+            rs.payout_check_status(payout_id=pid)
+
+        def s_unknown():
+            # Timed out before paying: waits in finance's "outcome unknown" queue until the
+            # cluster's sweeper asks the gateway (which will say it did not pay).
+            pay(submit(self._fresh_order(items=[("SOCKS-5P", 1)]), kind="refund_only"), mode="timeout")
 
         def s_approved_payout():
             # Executed by the q2 cluster once it runs (the task waits in the broker).
@@ -990,7 +1001,7 @@ class Command(BaseCommand):
             rs.payout_approve(payout_id=payout_of(rid).pk, actor=u["finance2"])
 
         def s_voided():
-            pid = pay(submit(self._fresh_order(items=[("PHONE-CASE", 1)]), kind="refund_only"), mode="fail")
+            pid = pay(submit(self._fresh_order(items=[("PHONE-CASE", 1)]), kind="refund_only"), mode="decline_permanent")
             rs.payout_void(
                 payout_id=pid,
                 actor=u["finance"],
@@ -1096,7 +1107,7 @@ class Command(BaseCommand):
         scenarios = (
             [s_paid("original_payment")] * 3
             + [s_paid("store_credit")] * 2
-            + [s_paid("coupon"), s_declined, s_declined, s_timeout_retry, s_approved_payout, s_voided]
+            + [s_paid("coupon"), s_declined, s_declined, s_timeout_retry, s_unknown, s_approved_payout, s_voided]
             + [s_ready] * 4
             + [s_awaiting] * 3
             + [s_in_transit] * 2
