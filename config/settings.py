@@ -51,6 +51,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Before django_q: its `qcluster` command replaces django-q2's (the first app with a
+    # command of that name wins), so the deploy command runs the self-healing cluster.
+    "health",
     "django_q",
     "import_export",
     "orders",

@@ -122,16 +122,18 @@ def subprocess_env():
 
 
 @contextlib.contextmanager
-def _cluster(subprocess_env, monkeypatch, tmp_path, **env):
+def _cluster(subprocess_env, monkeypatch, tmp_path, command=("manage.py", "qcluster"), **env):
     from django_q.conf import Conf
 
     name = f"rdtest-{uuid.uuid4().hex[:8]}"
     monkeypatch.setattr(Conf, "SYNC", False)
     monkeypatch.setattr(Conf, "CLUSTER_NAME", name)
     monkeypatch.setattr(Conf, "PREFIX", name)
+    # ... and the key of its heartbeats (django-q2 derives it from PREFIX once, at import)
+    monkeypatch.setattr(Conf, "Q_STAT", f"django_q:{name}:cluster")
     log = open(tmp_path / "qcluster.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
+        [sys.executable, *command],
         cwd=BASE_DIR,
         env={**subprocess_env, "Q_CLUSTER_NAME": name, **env},
         stdout=log,
