@@ -47,6 +47,13 @@ class Liveness:
         return sum(h.prefetched for h in self.heartbeats or [])
 
     @property
+    def waiting(self) -> int:
+        """Tasks queued and not finished. On the ORM broker a task stays in its table until
+        its result is saved, so the broker's count has them all; on Redis the tasks a
+        cluster took off the list are only in its heartbeat."""
+        return self.queued + (self.prefetched if self.broker == "redis" else 0)
+
+    @property
     def oldest_queued_seconds(self) -> float | None:
         return _age(self.oldest_queued_at, self.checked_at)
 
@@ -57,7 +64,7 @@ class Liveness:
     @property
     def stalled(self) -> bool:
         limit = self.stall_after_seconds
-        if not self.queued + self.prefetched:
+        if not self.waiting:
             return False
         waited, idle = self.oldest_queued_seconds, self.last_finished_seconds
         if waited is not None and waited <= limit:
@@ -70,13 +77,12 @@ class Liveness:
         """One sentence on what is wrong, or "" when work is moving."""
         if not self.stalled:
             return ""
-        waiting = self.queued + self.prefetched
         waited = f", the oldest for {self.oldest_queued_seconds:.0f} s" if self.oldest_queued_at else ""
         idle = (
             f"no task finished for {self.last_finished_seconds:.0f} s" if self.last_finished_at else "no task has ever finished"
         )
         return (
-            f"Background work on queue {self.queue!r} is stalled: {waiting} task(s) waiting{waited}, and {idle} "
+            f"Background work on queue {self.queue!r} is stalled: {self.waiting} task(s) waiting{waited}, and {idle} "
             f"(limit {self.stall_after_seconds} s). Check the qcluster service."
         )
 
@@ -86,6 +92,7 @@ class Liveness:
             "queue": self.queue,
             "broker": self.broker,
             "queued": self.queued,
+            "waiting": self.waiting,
             "prefetched": self.prefetched if self.heartbeats is not None else None,
             "oldest_queued_seconds": _round(self.oldest_queued_seconds),
             "last_finished_seconds": _round(self.last_finished_seconds),

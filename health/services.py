@@ -30,7 +30,7 @@ def worker_stall_sync(*, liveness: Liveness) -> str:
                     WorkerStall.objects.create(
                         queue=liveness.queue,
                         started_at=liveness.checked_at,
-                        queued=liveness.queued + liveness.prefetched,
+                        queued=liveness.waiting,
                         oldest_queued_at=liveness.oldest_queued_at,
                         last_finished_at=liveness.last_finished_at,
                     )
@@ -57,7 +57,7 @@ def worker_stall_sync(*, liveness: Liveness) -> str:
 def _stalled_context(liveness: Liveness) -> dict:
     return {
         "queue": liveness.queue,
-        "queued": str(liveness.queued + liveness.prefetched),
+        "queued": str(liveness.waiting),
         "oldest_minutes": _minutes(liveness.oldest_queued_seconds),
         "idle_minutes": _minutes(liveness.last_finished_seconds),
     }

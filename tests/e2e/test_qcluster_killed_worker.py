@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management import CommandError, call_command
 from django_q.conf import Conf
 from django_q.models import OrmQ, Task
 from django_q.status import Stat
@@ -110,6 +111,7 @@ def test_work_keeps_moving_after_the_waiting_worker_is_killed_under_load(transac
         text = log.read_text()
         assert f"(pid {victim}) was killed by signal 9" in text, text[-2000:]
         assert victim not in worker_pids() and len(worker_pids()) == 2
+        call_command("check_workers")  # exits 0: nothing waits
 
 
 def test_a_killed_monitor_is_replaced_with_its_queue(transactional_db, subprocess_env, monkeypatch, tmp_path):
@@ -127,7 +129,10 @@ def test_a_killed_monitor_is_replaced_with_its_queue(transactional_db, subproces
         assert f"(pid {monitor}) was killed by signal 9" in proc.log_path.read_text()
 
 
-def test_django_q2s_own_cluster_stops_for_good_after_the_same_kill(transactional_db, subprocess_env, monkeypatch, tmp_path):
+def test_django_q2s_own_cluster_stops_for_good_after_the_same_kill(
+    transactional_db, subprocess_env, monkeypatch, tmp_path, settings
+):
+    settings.WORKERS_STALL_SECONDS = 5
     with _cluster(subprocess_env, monkeypatch, tmp_path, command=STOCK_CLUSTER, **CLUSTER_ENV) as proc:
         wait_for(lambda: len(worker_pids()) == 2 and {waits_on(p) for p in worker_pids()} == {"pipe", "futex"}, timeout=10)
         victim = kill_the_lock_holder()
@@ -138,4 +143,9 @@ def test_django_q2s_own_cluster_stops_for_good_after_the_same_kill(transactional
         assert finished() == 0
         # both workers, the survivor and the replacement, wait for the dead one's lock
         assert [waits_on(pid) for pid in worker_pids()] == ["futex", "futex"]
+        # ... which the supervisor's probe sees, though the cluster's heartbeat goes on
+        with pytest.raises(
+            CommandError, match=r"is stalled: 5 task\(s\) waiting, the oldest for \d+ s, and no task has ever finished"
+        ):
+            call_command("check_workers")
         os.killpg(proc.pid, signal.SIGKILL)  # a stuck cluster does not stop on SIGTERM either

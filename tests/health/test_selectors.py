@@ -64,7 +64,7 @@ def test_the_json_has_counts_and_ages_only(queue):
     queue.queued(seconds=90)
     body = worker_liveness().as_dict()
     assert set(body) == {
-        "queue", "broker", "queued", "prefetched", "oldest_queued_seconds", "last_finished_seconds",
+        "queue", "broker", "queued", "waiting", "prefetched", "oldest_queued_seconds", "last_finished_seconds",
         "stall_after_seconds", "stalled", "clusters",
     }  # fmt: skip
     assert body["broker"] == "orm" and body["queued"] == 1 and body["stalled"] is True

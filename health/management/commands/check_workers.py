@@ -23,7 +23,7 @@ class Command(BaseCommand):
         waited = liveness.oldest_queued_seconds
         idle = liveness.last_finished_seconds
         self.stdout.write(
-            f"Workers OK on queue {liveness.queue!r}: {liveness.queued + liveness.prefetched} task(s) waiting"
+            f"Workers OK on queue {liveness.queue!r}: {liveness.waiting} task(s) waiting"
             + (f", the oldest for {waited:.0f} s" if waited is not None else "")
             + (f"; last task finished {idle:.0f} s ago." if idle is not None else "; no task has finished yet.")
         )
