@@ -51,6 +51,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Before django_q: its `qcluster` command replaces django-q2's (the first app with a
+    # command of that name wins), so the deploy command runs the self-healing cluster.
+    "health",
     "django_q",
     "import_export",
     "orders",
@@ -144,6 +147,10 @@ Q_CLUSTER = {
     "catch_up": False,
     "poll": 0.1,
 }
+# Background work is "stalled" when tasks have waited longer than this while none finished
+# for as long (`/health/` answers 503, `check_workers` exits 1, the administrators get one
+# inbox alert). The sweepers run every minute, so a moving cluster never idles this long.
+WORKERS_STALL_SECONDS = env_int("WORKERS_STALL_SECONDS", 180)
 # The queue. The ORM broker (the default) keeps it in the database, so the intake writes a
 # request's evaluation task in the same statement as the request: the task exists exactly
 # when the request does, with no second write and no window between commit and enqueue.

@@ -102,6 +102,11 @@ def preview(template: MessageTemplate) -> tuple[str, str]:
         "error": "gateway declined: insufficient merchant balance",
         "hours": "26",
         "limit_hours": "24",
+        "queue": "refund-desk",
+        "queued": "37",
+        "oldest_minutes": "6",
+        "idle_minutes": "5",
+        "stalled_minutes": "12",
         "event": template.event,
     }
     ctx = Context(values, autoescape=False)

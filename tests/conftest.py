@@ -133,16 +133,18 @@ def subprocess_env():
 
 
 @contextlib.contextmanager
-def _cluster(subprocess_env, monkeypatch, tmp_path, **env):
+def _cluster(subprocess_env, monkeypatch, tmp_path, command=("manage.py", "qcluster"), **env):
     from django_q.conf import Conf
 
     name = f"rdtest-{uuid.uuid4().hex[:8]}"
     monkeypatch.setattr(Conf, "SYNC", False)
     monkeypatch.setattr(Conf, "CLUSTER_NAME", name)
     monkeypatch.setattr(Conf, "PREFIX", name)
+    # ... and the key of its heartbeats (django-q2 derives it from PREFIX once, at import)
+    monkeypatch.setattr(Conf, "Q_STAT", f"django_q:{name}:cluster")
     log = open(tmp_path / "qcluster.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
+        [sys.executable, *command],
         cwd=BASE_DIR,
         env={**subprocess_env, "Q_CLUSTER_NAME": name, **env},
         stdout=log,
@@ -152,15 +154,23 @@ def _cluster(subprocess_env, monkeypatch, tmp_path, **env):
     proc.log_path = tmp_path / "qcluster.log"
     time.sleep(1.5)  # the cluster forks its workers before it polls the broker
     assert proc.poll() is None, (tmp_path / "qcluster.log").read_text()
-    yield proc
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        yield proc
+    finally:
+        # SIGTERM to the main process only, as a supervisor does: it stops the Sentinel,
+        # which stops its children in order (a SIGTERM to the whole group can kill the
+        # Sentinel while it holds a lock the main process then waits for). Then whatever is
+        # left of the group, also when the test failed.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    log.close()
+        log.close()
 
 
 @pytest.fixture
