@@ -51,9 +51,11 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    # Before django_q: its `qcluster` command replaces django-q2's (the first app with a
-    # command of that name wins), so the deploy command runs the self-healing cluster.
-    "health",
+    # The project's own app: the background-work kit (parked sweeper rows, worker stalls),
+    # /health/ and check_workers. Before django_q: its `qcluster` command replaces
+    # django-q2's (the first app with a command of that name wins), so the deploy command
+    # runs the self-healing cluster.
+    "config",
     "django_q",
     "import_export",
     "orders",
@@ -63,8 +65,6 @@ INSTALLED_APPS = [
     "refunds.gateways.simulated",
     "risk",
     "notifications",
-    # Last: the project's own app (the sweepers' parked rows, the background-work kit).
-    "config",
 ]
 
 MIDDLEWARE = [

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from health.views import health
+from config.health.views import health
 from orders.api.views import not_found as api_not_found
 
 urlpatterns = [

@@ -4,9 +4,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from health.models import WorkerStall
-from health.selectors import worker_liveness
-from health.services import worker_stall_sync
+from config.health.selectors import worker_liveness
+from config.health.services import worker_stall_sync
+from config.models import WorkerStall
 from notifications.models import Notification
 from notifications.selectors import staff_inbox_for
 from tests.factories import UserFactory

@@ -8,8 +8,8 @@ from django.utils import timezone
 from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
-from health import selectors
-from health.selectors import worker_liveness
+from config.health import selectors
+from config.health.selectors import worker_liveness
 
 
 def test_an_empty_queue_is_healthy_even_if_nothing_ever_ran(queue):

@@ -2,7 +2,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from health.models import WorkerStall
+from config.models import WorkerStall
 from notifications.models import Notification
 
 

@@ -40,6 +40,6 @@ def seed(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("notifications", "0005_i18n_labels")]
+    dependencies = [("notifications", "0006_money_safety_templates")]
 
     operations = [migrations.RunPython(seed, migrations.RunPython.noop)]

@@ -7,8 +7,8 @@ needed a q2 task would be stuck in the queue it is about.
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from health.models import WorkerStall
-from health.selectors import Liveness
+from config.health.selectors import Liveness
+from config.models import WorkerStall
 from notifications.services import notify_staff
 
 # Not a group: a staff message for a role no group has reaches the administrators only

@@ -11,8 +11,8 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from health.selectors import worker_liveness
-from health.services import worker_stall_sync
+from config.health.selectors import worker_liveness
+from config.health.services import worker_stall_sync
 
 logger = logging.getLogger(__name__)
 

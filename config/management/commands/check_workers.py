@@ -5,8 +5,8 @@ cluster; it also raises (once) and closes the administrators' inbox alert."""
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from health.selectors import worker_liveness
-from health.services import worker_stall_sync
+from config.health.selectors import worker_liveness
+from config.health.services import worker_stall_sync
 
 
 class Command(BaseCommand):
