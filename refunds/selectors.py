@@ -10,7 +10,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from refunds.models import Payout, RefundEvent, RefundLine, RefundRequest, ReturnParcel
+from refunds.models import Payout, ReconciliationDifference, RefundEvent, RefundLine, RefundRequest, ReturnParcel
 
 State = RefundRequest.State
 
@@ -132,14 +132,17 @@ def home_queues(user) -> list[tuple[str, list[QueueFigure]]]:
             sections.append(
                 (
                     _("Finance"),
-                    _state_figures(
-                        Payout,
-                        [Payout.State.PENDING_APPROVAL, Payout.State.FAILED],
-                        since_field="created_at",
-                        url_name="admin:refunds_payout_changelist",
-                        param="state__exact",
-                        labels=dict(Payout.State.choices),
-                    ),
+                    [
+                        *_state_figures(
+                            Payout,
+                            [Payout.State.PENDING_APPROVAL, Payout.State.OUTCOME_UNKNOWN, Payout.State.FAILED],
+                            since_field="created_at",
+                            url_name="admin:refunds_payout_changelist",
+                            param="state",
+                            labels=dict(Payout.State.choices),
+                        ),
+                        _differences_figure(),
+                    ],
                 )
             )
         except NoReverseMatch:
@@ -156,6 +159,16 @@ def home_queues(user) -> list[tuple[str, list[QueueFigure]]]:
         )
         sections.append((_("Risk"), [_watchlist_figure(), *figures]))
     return sections
+
+
+def _differences_figure() -> QueueFigure:
+    row = ReconciliationDifference.objects.filter(resolved_at__isnull=True).aggregate(n=Count("pk"), oldest=Min("first_seen_at"))
+    return QueueFigure(
+        label=_("Differences with the gateway's books"),
+        count=row["n"],
+        oldest_at=row["oldest"],
+        url=reverse("admin:refunds_payout_reconciliation") + "#open-differences",
+    )
 
 
 def _watchlist_figure() -> QueueFigure:

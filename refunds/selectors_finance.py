@@ -8,7 +8,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from orders.models import MONEY
-from refunds.models import Payout, PayoutBatch, RefundMethod, RefundRequest
+from refunds.models import Payout, PayoutBatch, ReconciliationDifference, ReconciliationRun, RefundMethod, RefundRequest
 
 CENT = Decimal("0.01")
 ZERO_MONEY = Value(0, output_field=DecimalField(**MONEY))
@@ -119,3 +119,22 @@ def reconciliation_by_day(*, start: date, end: date) -> list[dict]:
         r["total"] = Decimal(str(r["total"])).quantize(CENT)
         r["method_label"] = RefundMethod(r["method"]).label if r["method"] in RefundMethod.values else r["method"]
     return rows
+
+
+def reconciliation_runs_by_day(*, start: date, end: date) -> dict[date, ReconciliationRun]:
+    """The latest check against the gateway's books of each day in the range."""
+    latest: dict[date, ReconciliationRun] = {}
+    for run in (
+        ReconciliationRun.objects.filter(day__gte=start, day__lte=end)
+        .select_related("requested_by")
+        .order_by("day", "started_at", "pk")
+    ):
+        latest[run.day] = run
+    return latest
+
+
+def open_differences():
+    """Differences with the gateway's books nobody has resolved yet, oldest day first."""
+    return (
+        ReconciliationDifference.objects.filter(resolved_at__isnull=True).select_related("payout__request").order_by("day", "pk")
+    )

@@ -1308,6 +1308,20 @@ def _status(payout: Payout) -> StatusAnswer:
     return StatusAnswer(RefundStatus.NOT_PAID, detail="no coupon was issued")
 
 
+def payout_ask_gateway(*, payout_id: int, actor: Actor) -> Payout:
+    """Finance asks the gateway about an unknown outcome now instead of at the next back-off;
+    the question itself runs in a task (no I/O in the request, none under a lock)."""
+    _require(actor, perm=PERM_APPROVE_PAYOUT)
+    with transaction.atomic():
+        payout = lock_payout(payout_id)
+        if payout.state != Payout.State.OUTCOME_UNKNOWN:
+            raise RefundNotAllowed(f"{payout} is {payout.get_state_display().lower()}; its outcome is known.")
+        payout.next_status_check_at = timezone.now()
+        payout.save(update_fields=["next_status_check_at", "updated_at"])
+        enqueue_on_commit("refunds.tasks.payout_check_status_task", payout.pk)
+    return payout
+
+
 def payout_record_status(*, payout_id: int, answer: StatusAnswer, actor: Actor = SYSTEM) -> Payout:
     """Record the gateway's answer about an unknown outcome: paid → succeeded; not paid →
     failed (and only now may it be voided, reissued or retried); no answer → asked again

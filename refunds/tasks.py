@@ -45,6 +45,10 @@ def payout_send_task(payout_id: int) -> str:
     return services.payout_send(payout_id=payout_id).state
 
 
+def payout_check_status_task(payout_id: int) -> str:
+    return services.payout_check_status(payout_id=payout_id).state
+
+
 def sweep_submitted() -> int:
     """Evaluate requests a dead task left in `submitted` (older than a minute), oldest first,
     each on its own: one that keeps failing is parked, not retried ahead of the rest."""

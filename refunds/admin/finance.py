@@ -27,19 +27,20 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import format_lazy
-from django.utils.timesince import timesince
+from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from openpyxl import Workbook
 
+from config.q2 import enqueue_on_commit
 from orders.actors import Actor
 from orders.resources import COLUMNS, FORMATS, import_orders
 from orders.services_import import PERM_IMPORT as PERM_IMPORT_ORDERS
-from refunds import exports, selectors_finance, services
+from refunds import exports, reconciliation, selectors_finance, services
 from refunds.admin.common import ReadOnlyAdminMixin
 from refunds.admin.counting import LargeTableAdmin
 from refunds.errors import RefundError
-from refunds.models import Export, Payout, PayoutBatch, RefundRequest
+from refunds.models import Export, Payout, PayoutBatch, ReconciliationDifference, RefundRequest
 from refunds.resources import EXPORTERS, PayoutResource, RefundRequestResource, _cell
 
 PERM_APPROVE = "refunds.approve_payout"
@@ -170,6 +171,12 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         "voided_at",
         "gateway_reference",
         "error",
+        "failure_permanent",
+        "outcome_unknown_at",
+        "status_checks",
+        "status_checked_at",
+        "status_answer",
+        "next_status_check_at",
         "idempotency_key",
         "created_at",
     ]
@@ -194,6 +201,20 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         return selectors_finance.payout_queue()
 
     def get_list_display(self, request):
+        if request.GET.get("state") == Payout.State.OUTCOME_UNKNOWN:
+            return [
+                "payout_no",
+                "request_no",
+                "customer",
+                "method",
+                "amount_cell",
+                "unknown_since",
+                "error",
+                "status_checks",
+                "status_answer",
+                "next_question",
+                "row_buttons",
+            ]
         if request.GET.get("state") == Payout.State.FAILED:
             return [
                 "payout_no",
@@ -247,6 +268,18 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     def age(self, obj):
         return timesince(obj.created_at)
 
+    @admin.display(description=gettext_lazy("outcome unknown for"), ordering="outcome_unknown_at")
+    def unknown_since(self, obj):
+        return timesince(obj.outcome_unknown_at) if obj.outcome_unknown_at else "—"
+
+    @admin.display(description=gettext_lazy("next query"), ordering="next_status_check_at")
+    def next_question(self, obj):
+        if not obj.next_status_check_at:
+            return "—"
+        if obj.next_status_check_at <= timezone.now():
+            return _("due now")
+        return _("in %(wait)s") % {"wait": timeuntil(obj.next_status_check_at)}
+
     @admin.display(description=gettext_lazy("first approver"))
     def first_approver(self, obj):
         return obj.first_approved_by.get_username() if obj.first_approved_by_id else "—"
@@ -260,11 +293,24 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
                 reverse("admin:refunds_payout_approve", args=[obj.pk]),
                 _("Approve"),
             )
+        if obj.state == Payout.State.FAILED and obj.failure_permanent:
+            # Retrying a closed card can't help: offer the other methods on the payout's page.
+            return format_html(
+                '<a class="button" href="{}">{}</a>',
+                reverse("admin:refunds_payout_change", args=[obj.pk]),
+                _("Pay another way…"),
+            )
         if obj.state == Payout.State.FAILED:
             return format_html(
                 '<button type="submit" class="button" formaction="{}">{}</button>',
                 reverse("admin:refunds_payout_retry", args=[obj.pk]),
                 _("Retry"),
+            )
+        if obj.state == Payout.State.OUTCOME_UNKNOWN:
+            return format_html(
+                '<button type="submit" class="button" formaction="{}">{}</button>',
+                reverse("admin:refunds_payout_ask", args=[obj.pk]),
+                _("Ask the gateway now"),
             )
         return ""
 
@@ -282,6 +328,7 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
             "can_import_orders": request.user.has_perm("orders.add_order"),
             "export_query": request.GET.urlencode(),
             "four_eyes_above": services._four_eyes_limit(),
+            "state": state,
         }
         return super().changelist_view(request, extra_context)
 
@@ -399,6 +446,7 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
             path("<int:pk>/approve/", view(self.approve_view), name="refunds_payout_approve"),
             path("<int:pk>/void/", view(self.void_view), name="refunds_payout_void"),
             path("<int:pk>/retry/", view(self.retry_view), name="refunds_payout_retry"),
+            path("<int:pk>/ask/", view(self.ask_view), name="refunds_payout_ask"),
             path("export/<str:fmt>/", view(self.export_view), name="refunds_payout_export"),
             path("export-requests/<str:fmt>/", view(self.export_requests_view), name="refunds_payout_export_requests"),
             path("reconciliation/", view(self.reconciliation_view), name="refunds_payout_reconciliation"),
@@ -444,6 +492,15 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     def retry_view(self, request, pk):
         return self._single(request, pk, PERM_RETRY, services.payout_retry, _("%(p)s sent to the gateway again."))
 
+    def ask_view(self, request, pk):
+        return self._single(
+            request,
+            pk,
+            PERM_APPROVE,
+            services.payout_ask_gateway,
+            _("%(p)s: the gateway is being asked what became of it; this page shows its answer when it comes."),
+        )
+
     def export_view(self, request, fmt):
         """Export every payout the current filter matches (the changelist's own querystring)."""
         _require(request, PERM_EXPORT)
@@ -476,11 +533,14 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
 
     def reconciliation_view(self, request):
         _require(request, "refunds.view_payout")
+        if request.method == "POST":
+            return self._reconcile_day(request)
         today = timezone.localdate()
         form = ReconciliationForm(request.GET or {"start": today - timedelta(days=6), "end": today})
-        rows, totals = [], {}
+        rows, totals, checks = [], {}, []
         if form.is_valid():
-            rows = selectors_finance.reconciliation_by_day(start=form.cleaned_data["start"], end=form.cleaned_data["end"])
+            start, end = form.cleaned_data["start"], form.cleaned_data["end"]
+            rows = selectors_finance.reconciliation_by_day(start=start, end=end)
             for r in rows:
                 t = totals.setdefault(r["currency"], {"count": 0, "total": Decimal("0.00")})
                 t["count"] += r["count"]
@@ -488,7 +548,13 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
             fmt = request.GET.get("format")
             if fmt in EXPORTERS:
                 _require(request, PERM_EXPORT)
-                return _reconciliation_file(rows, fmt, form.cleaned_data["start"], form.cleaned_data["end"])
+                return _reconciliation_file(rows, fmt, start, end)
+            runs = selectors_finance.reconciliation_runs_by_day(start=start, end=min(end, today))
+            day = min(end, today)
+            while day >= start:
+                checks.append((day, runs.get(day)))
+                day -= timedelta(days=1)
+        differences = list(selectors_finance.open_differences()[:200])
         return TemplateResponse(
             request,
             "admin/refunds/payout/reconciliation.html",
@@ -499,11 +565,32 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
                 "form": form,
                 "rows": rows,
                 "totals": sorted(totals.items()),
+                "checks": checks,
+                "differences": differences,
+                "can_reconcile": request.user.has_perm(reconciliation.PERM_RECONCILE),
                 "can_export": request.user.has_perm(PERM_EXPORT),
                 "query": request.GET.urlencode(),
                 "request_export_form": RequestExportForm(),
             },
         )
+
+    def _reconcile_day(self, request):
+        """Finance's button: check one day against the gateway's books, in the background."""
+        _require(request, reconciliation.PERM_RECONCILE)
+        form = forms.Form(request.POST)
+        form.fields["day"] = forms.DateField()
+        back = reverse("admin:refunds_payout_reconciliation") + (f"?{request.GET.urlencode()}" if request.GET else "")
+        if not form.is_valid() or form.cleaned_data["day"] > timezone.localdate():
+            self.message_user(request, _("Choose a day that has happened."), messages.ERROR)
+            return HttpResponseRedirect(back)
+        day = form.cleaned_data["day"]
+        enqueue_on_commit("refunds.tasks.reconciliation_run_task", day.isoformat(), request.user.pk)
+        self.message_user(
+            request,
+            _("%(day)s is being checked against the gateway's books; reload this page for the result.") % {"day": day},
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(back)
 
     def import_orders_view(self, request):
         """Upload → import-export dry run and preview → confirm: the same file is imported for real."""
@@ -647,3 +734,90 @@ class PayoutBatchAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     @admin.display(description=gettext_lazy("total"))
     def batch_total(self, obj):
         return obj.payout_total
+
+
+@admin.register(ReconciliationDifference)
+class ReconciliationDifferenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Differences with the gateway's books: each stays open until a person says what was done."""
+
+    list_display = [
+        "__str__",
+        "day",
+        "payout_link",
+        "payment_reference",
+        "gateway_reference",
+        "amounts",
+        "first_seen_at",
+        "resolved",
+    ]
+    list_filter = [("resolved_at", admin.EmptyFieldListFilter), "kind", "day"]
+    list_select_related = ["payout", "resolved_by"]
+    ordering = ["resolved_at", "day", "pk"]
+    list_per_page = 100
+    search_fields = ["=payment_reference", "=gateway_reference", "=idempotency_key"]
+    fields = [
+        "kind",
+        "day",
+        "payout",
+        "payment_reference",
+        "gateway_reference",
+        "idempotency_key",
+        "gateway_amount",
+        "our_amount",
+        "currency",
+        "first_seen_at",
+        "last_seen_at",
+        "resolved_at",
+        "resolved_by",
+        "resolution_note",
+    ]
+    readonly_fields = fields
+    change_form_template = "admin/refunds/reconciliationdifference/change_form.html"
+
+    @admin.display(description=gettext_lazy("payout"))
+    def payout_link(self, obj):
+        if obj.payout_id is None:
+            return _("none of ours")
+        return format_html('<a href="{}">{}</a>', reverse("admin:refunds_payout_change", args=[obj.payout_id]), obj.payout)
+
+    @admin.display(description=gettext_lazy("gateway / ours"))
+    def amounts(self, obj):
+        def money(v):
+            return f"{v:.2f} {obj.currency}" if v is not None else "—"
+
+        return f"{money(obj.gateway_amount)} / {money(obj.our_amount)}"
+
+    @admin.display(description=gettext_lazy("resolved"), boolean=True, ordering="resolved_at")
+    def resolved(self, obj):
+        return obj.resolved_at is not None
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/resolve/",
+                self.admin_site.admin_view(self.resolve_view),
+                name="refunds_reconciliationdifference_resolve",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_resolve": request.user.has_perm(reconciliation.PERM_RECONCILE)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def resolve_view(self, request, pk):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        _require(request, reconciliation.PERM_RECONCILE)
+        try:
+            n = reconciliation.reconciliation_resolve(
+                difference_ids=[pk], actor=Actor.for_user(request.user), note=request.POST.get("note", "")
+            )
+        except RefundError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            if n:
+                self.message_user(request, _("The difference is resolved; what was done is on record."), messages.SUCCESS)
+            else:
+                self.message_user(request, _("It was already resolved."), messages.INFO)
+        return HttpResponseRedirect(reverse("admin:refunds_reconciliationdifference_change", args=[pk]))

@@ -341,6 +341,7 @@ FINANCE_PAGES = [
     ("admin:refunds_payout_changelist", []),
     ("admin:refunds_payoutbatch_changelist", []),
     ("admin:refunds_payout_reconciliation", []),
+    ("admin:refunds_reconciliationdifference_changelist", []),
     ("admin:refunds_payout_export", ["xlsx"]),
     ("admin:refunds_payout_export_requests", ["csv"]),
 ]
@@ -392,12 +393,20 @@ def _queries(client, url) -> int:
 
 @pytest.mark.parametrize(
     "url",
-    [CHANGELIST, CHANGELIST + "?state=failed", CHANGELIST + "?state=all", reverse("admin:refunds_payoutbatch_changelist")],
+    [
+        CHANGELIST,
+        CHANGELIST + "?state=failed",
+        CHANGELIST + "?state=outcome_unknown",
+        CHANGELIST + "?state=all",
+        reverse("admin:refunds_payoutbatch_changelist"),
+        reverse("admin:refunds_reconciliationdifference_changelist"),
+    ],
 )
 def test_finance_changelists_run_the_same_queries_for_10_and_500_rows(fin, finance_user, url):
     def fill(n):
         ps = bulk_payouts(n)
         bulk_payouts(n, state=Payout.State.FAILED)
+        bulk_payouts(n, state=Payout.State.OUTCOME_UNKNOWN)
         services.payout_approve_bulk(payout_ids=[p.pk for p in ps[: n // 2]], actor=Actor.for_user(finance_user))
 
     fill(10)
@@ -406,3 +415,122 @@ def test_finance_changelists_run_the_same_queries_for_10_and_500_rows(fin, finan
     large = _queries(fin, url)
     assert small == large
     assert large <= 8
+
+
+# --- unknown outcomes, permanent declines, the gateway's books -------------------------------
+
+
+def _sent(payout, mode, finance_user):
+    services.payout_approve(payout_id=payout.pk, actor=Actor.for_user(finance_user))
+    SimulatedGateway.set_mode(mode, calls=1)
+    services.payout_execute(payout_id=payout.pk)
+    payout.refresh_from_db()
+    return payout
+
+
+def test_the_unknown_outcome_queue_shows_the_last_answer_and_no_button_that_moves_money(fin, finance_user):
+    payout = _sent(payout_through_services(), "timeout", finance_user)
+    assert payout.state == Payout.State.OUTCOME_UNKNOWN
+
+    page = fin.get(CHANGELIST + "?state=outcome_unknown").content.decode()
+
+    assert str(payout) in page and "timeout: gateway did not answer in time" in page
+    assert reverse("admin:refunds_payout_ask", args=[payout.pk]) in page
+    for name in ("approve", "retry", "void"):
+        assert reverse(f"admin:refunds_payout_{name}", args=[payout.pk]) not in page
+    change = fin.get(reverse("admin:refunds_payout_change", args=[payout.pk])).content.decode()
+    assert 'id="outcome-unknown"' in change
+    assert 'id="void-payout"' not in change and 'id="retry-payout"' not in change
+
+
+def test_voiding_an_unknown_outcome_by_hand_is_refused_and_changes_nothing(fin, finance_user):
+    payout = _sent(payout_through_services(), "timeout_after_success", finance_user)
+    before = RefundEvent.objects.count()
+
+    response = fin.post(
+        reverse("admin:refunds_payout_void", args=[payout.pk]), {"reissue_method": "original_payment"}, follow=True
+    )
+
+    assert any("outcome is unknown" in m for m in messages_of(response))
+    assert Payout.objects.get(pk=payout.pk).state == Payout.State.OUTCOME_UNKNOWN
+    assert Payout.objects.filter(request=payout.request).count() == 1
+    assert RefundEvent.objects.count() == before
+
+
+def test_asking_the_gateway_from_the_queue_records_its_answer(fin, finance_user, django_capture_on_commit_callbacks):
+    payout = _sent(payout_through_services(), "timeout_after_success", finance_user)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = fin.post(reverse("admin:refunds_payout_ask", args=[payout.pk]))
+
+    assert response.status_code == 302
+    assert Payout.objects.get(pk=payout.pk).state == Payout.State.SUCCEEDED
+
+
+def test_a_permanent_decline_offers_another_method_instead_of_retry(fin, finance_user):
+    payout = _sent(payout_through_services(), "decline_permanent", finance_user)
+
+    page = fin.get(CHANGELIST + "?state=failed").content.decode()
+    assert reverse("admin:refunds_payout_retry", args=[payout.pk]) not in page
+    assert "Pay another way" in page
+    change = fin.get(reverse("admin:refunds_payout_change", args=[payout.pk])).content.decode()
+    assert 'id="declined-for-good"' in change and 'id="retry-payout"' not in change
+    assert 'value="store_credit"' in change and 'id="void-payout"' in change
+
+
+def test_the_reconciliation_screen_checks_a_day_and_lists_a_planted_difference(
+    fin, finance_user, django_capture_on_commit_callbacks
+):
+    payout = _sent(payout_through_services(), "ok", finance_user)
+    SimulatedGateway.plant_refund(
+        idempotency_key="00000000-0000-0000-0000-000000000001",
+        payment_reference=f"PAY-{payout.request.order.number}",
+        amount=Decimal("7.00"),
+    )
+    url = reverse("admin:refunds_payout_reconciliation")
+    assert "Not checked yet" in fin.get(url).content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = fin.post(url, {"day": timezone.localdate().isoformat()})
+    assert response.status_code == 302
+
+    page = fin.get(url).content.decode()
+    assert "Differences found" in page
+    assert "Paid by the gateway, not in our books" in page and "7.00 CNY" in page
+    assert "The gateway refunded one payment more than our books say" in page
+
+
+def test_a_difference_is_resolved_on_its_page_with_a_note(fin, finance_user):
+    from refunds import reconciliation
+    from refunds.models import ReconciliationDifference
+
+    payout = _sent(payout_through_services(), "ok", finance_user)
+    SimulatedGateway.plant_refund(idempotency_key="not-ours", payment_reference="PAY-ELSEWHERE", amount=Decimal("3.00"))
+    reconciliation.reconciliation_run(day=timezone.localdate(), actor=Actor.for_user(finance_user))
+    diff = ReconciliationDifference.objects.get()
+    resolve = reverse("admin:refunds_reconciliationdifference_resolve", args=[diff.pk])
+    assert resolve in fin.get(reverse("admin:refunds_reconciliationdifference_change", args=[diff.pk])).content.decode()
+
+    fin.post(resolve, {"note": ""})
+    diff.refresh_from_db()
+    assert diff.resolved_at is None
+
+    fin.post(resolve, {"note": "A test refund by the gateway's support; reversed."})
+    diff.refresh_from_db()
+    assert (diff.resolved_by, diff.resolution_note) == (finance_user, "A test refund by the gateway's support; reversed.")
+    assert payout.pk  # our payout was never touched
+    assert Payout.objects.get(pk=payout.pk).state == Payout.State.SUCCEEDED
+
+
+@pytest.mark.parametrize("role", ["support", "warehouse", "risk"])
+def test_other_roles_can_not_resolve_or_check(client, role):
+    from refunds.models import ReconciliationDifference
+
+    diff = ReconciliationDifference.objects.create(kind="paid_there_not_here", day=timezone.localdate(), fingerprint="x")
+    client.force_login(UserFactory(username=f"{role}-y", role=role))
+    assert (
+        client.post(reverse("admin:refunds_reconciliationdifference_resolve", args=[diff.pk]), {"note": "n"}).status_code == 403
+    )
+    assert client.post(reverse("admin:refunds_payout_reconciliation"), {"day": "2026-01-01"}).status_code == 403
+    diff.refresh_from_db()
+    assert diff.resolved_at is None

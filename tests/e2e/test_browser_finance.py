@@ -66,3 +66,61 @@ def test_finance_selects_payouts_sees_the_total_bulk_approves_and_exports_an_xls
     page.wait_for_selector("#reconciliation")
     shot(page, "finance-5-reconciliation")
     assert "69.12" in page.inner_text("#reconciliation tfoot")
+
+
+def test_finance_works_the_unknown_outcomes_and_a_difference_with_the_gateways_books(page, live_server):
+    from orders.actors import Actor
+    from refunds import services
+    from refunds.gateways.simulated import SimulatedGateway
+    from refunds.models import ReconciliationDifference
+
+    user = UserFactory(username="fay-finance", role="finance")
+    paid_then_lost = payout_through_services(price="118.00")
+    services.payout_approve(payout_id=paid_then_lost.pk, actor=Actor.for_user(user))  # runs inline: executes it
+    SimulatedGateway.set_mode("timeout_after_success", calls=1)
+    lost = payout_through_services(price="42.00")
+    services.payout_approve(payout_id=lost.pk, actor=Actor.for_user(user))
+    lost.refresh_from_db()
+    assert lost.state == Payout.State.OUTCOME_UNKNOWN
+
+    login(page, live_server, user)
+    page.goto(f"{live_server.url}/admin/refunds/payout/?state=outcome_unknown")
+    page.wait_for_selector("#result_list")
+    shot(page, "finance-6-outcome-unknown-queue")
+    row = page.locator("#result_list tbody tr").filter(has_text=str(lost))
+    assert "timeout: gateway did not answer in time" in row.inner_text()
+    assert row.locator("button", has_text="Approve").count() == 0 and row.locator("button", has_text="Retry").count() == 0
+
+    page.click(f"#result_list a:text-is('{lost}')")
+    page.wait_for_selector("#outcome-unknown")
+    assert page.locator("#void-payout").count() == 0 and page.locator("#retry-payout").count() == 0
+    shot(page, "finance-7-outcome-unknown-payout")
+    page.click("#ask-gateway")
+    page.wait_for_selector(".messagelist")
+    lost.refresh_from_db()
+    assert lost.state == Payout.State.SUCCEEDED  # the gateway, asked, said it had paid
+
+    # The gateway's books hold a refund of the first order's payment that ours don't.
+    SimulatedGateway.plant_refund(
+        idempotency_key="5f0c1a52-0000-4000-8000-000000000115",
+        payment_reference=f"PAY-{paid_then_lost.request.order.number}",
+        amount=Decimal("118.00"),
+    )
+    page.goto(f"{live_server.url}/admin/refunds/payout/reconciliation/")
+    page.wait_for_selector("#gateway-checks")
+    page.locator("#gateway-checks tbody tr").first.locator("button").click()
+    page.wait_for_selector(".messagelist")
+    page.reload()
+    page.wait_for_selector("#differences")
+    shot(page, "finance-8-differences")
+    text = page.inner_text("#differences")
+    assert "Paid by the gateway, not in our books" in text and "118.00 CNY" in text
+    assert "The gateway refunded one payment more than our books say" in text
+
+    page.locator("#differences a", has_text="Look and resolve").first.click()
+    page.fill("#resolve-note", "Asked the gateway to reverse its duplicate refund; case 7781.")
+    page.click("#resolve-difference button")
+    page.wait_for_selector("#difference-resolved")
+    shot(page, "finance-9-difference-resolved")
+    assert ReconciliationDifference.objects.filter(resolved_at__isnull=False, resolved_by=user).count() == 1
+    assert ReconciliationDifference.objects.filter(resolved_at__isnull=True).count() == 1
