@@ -18,12 +18,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.q2 import enqueue_on_commit
+from refunds import permissions as perms
 from refunds.models import Export
 from refunds.resources import WRITERS
 
 logger = logging.getLogger(__name__)
 
-PERM_EXPORT = "refunds.export_payout"
 # A spreadsheet's sheet has 1,048,576 rows, the header included; Excel refuses a bigger file.
 XLSX_MAX_ROWS = 1_048_575
 
@@ -71,7 +71,7 @@ def export_write(*, export_id: int) -> str:
     export = Export.objects.select_related("requested_by").get(pk=export_id)
     try:
         user = export.requested_by
-        if not user.is_active or not user.has_perm(PERM_EXPORT):
+        if not user.is_active or not user.has_perm(perms.EXPORT_PAYOUT):
             raise PermissionError(f"{user.get_username()} may no longer export.")
         resource, queryset = _source(export)
         if export.fmt == Export.Format.XLSX and _more_than(queryset, XLSX_MAX_ROWS):

@@ -375,7 +375,7 @@ def _submit_sql(vendor: str, given: tuple[str, ...], event_columns: tuple[str, .
         f" WHERE (SELECT whole FROM asked) OR line.{col(line, 'sku')} IN (SELECT sku FROM ask)"
         f" ORDER BY line.{lid} FOR NO KEY UPDATE OF line),"
         # What each line gives: the quantity asked for, or for the whole order all that is left
-        # on every line that has some. refunds.services._line_amount, in SQL: the last units
+        # on every line that has some. refunds.services.holds.line_amount, in SQL: the last units
         # take whatever is left, so no cent is lost to rounding; ROUND on numeric rounds half
         # up, as the service does.
         " taken AS (SELECT l.*, COALESCE(ask.n, row_number() OVER (ORDER BY l.id)) AS n,"
@@ -423,7 +423,7 @@ def submit(
     task: tuple[str, str] | None = None,
 ) -> tuple[RefundRequest, list[RefundLine]]:
     """The whole intake in one statement (PostgreSQL): lock the order and the lines asked
-    for, work out each line's amount as `refunds.services._line_amount` does, hold them on
+    for, work out each line's amount as `refunds.services.holds.line_amount` does, hold them on
     the lines and the order, and insert the request, its lines, `event` and `task` (queue
     key, signed package: a row of django-q2's ORM broker, from `config.q2.task_row`); return
     the request and its lines as saved.

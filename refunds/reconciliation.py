@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from notifications.services import notify_staff
 from orders.actors import SYSTEM, Actor
+from refunds import permissions as perms
 from refunds.errors import ActionForbidden, RefundValidationError
 from refunds.gateways import GatewayRefund, RefundStatus, get_gateway
 from refunds.models import Payout, ReconciliationDifference, ReconciliationRun, RefundMethod
@@ -36,7 +37,6 @@ from refunds.selectors_finance import _day_bounds
 
 logger = logging.getLogger(__name__)
 
-PERM_RECONCILE = "refunds.reconcile_payout"
 Kind = ReconciliationDifference.Kind
 
 
@@ -56,7 +56,7 @@ class _Found:
 def _require(actor: Actor) -> None:
     if actor.is_system:
         return
-    if not actor.is_user or not actor.has_perm(PERM_RECONCILE):
+    if not actor.is_user or not actor.has_perm(perms.RECONCILE_PAYOUT):
         raise ActionForbidden(f"{actor.label} may not reconcile payouts.")
 
 

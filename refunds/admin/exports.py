@@ -7,8 +7,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from refunds import permissions as perms
 from refunds.admin.common import ReadOnlyAdminMixin
-from refunds.exports import PERM_EXPORT
 from refunds.models import Export
 
 CONTENT_TYPES = {
@@ -41,10 +41,10 @@ class ExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def has_module_permission(self, request):
-        return request.user.has_perm(PERM_EXPORT)
+        return request.user.has_perm(perms.EXPORT_PAYOUT)
 
     def has_view_permission(self, request, obj=None):
-        return request.user.has_perm(PERM_EXPORT) and (obj is None or obj.requested_by_id == request.user.pk)
+        return request.user.has_perm(perms.EXPORT_PAYOUT) and (obj is None or obj.requested_by_id == request.user.pk)
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(requested_by=request.user)

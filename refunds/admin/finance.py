@@ -37,15 +37,13 @@ from orders.actors import Actor
 from orders.resources import COLUMNS, FORMATS, import_orders
 from orders.services_import import PERM_IMPORT as PERM_IMPORT_ORDERS
 from refunds import exports, reconciliation, selectors_finance, services
+from refunds import permissions as perms
 from refunds.admin.common import ReadOnlyAdminMixin
 from refunds.admin.counting import LargeTableAdmin
 from refunds.errors import RefundError
 from refunds.models import Export, Payout, PayoutBatch, ReconciliationDifference, RefundRequest
 from refunds.resources import EXPORTERS, PayoutResource, RefundRequestResource, _cell
 
-PERM_APPROVE = "refunds.approve_payout"
-PERM_RETRY = "refunds.retry_payout"
-PERM_EXPORT = exports.PERM_EXPORT
 # select_across hands the action the whole filtered queryset; above this we ask finance to
 # narrow the filter rather than approve an unbounded set in one click.
 MAX_BULK = 20_000
@@ -187,13 +185,13 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     # --- permissions: rows are read-only (ReadOnlyAdminMixin); transitions go through services
 
     def has_approve_permission(self, request):
-        return request.user.has_perm(PERM_APPROVE)
+        return request.user.has_perm(perms.APPROVE_PAYOUT)
 
     def has_retry_permission(self, request):
-        return request.user.has_perm(PERM_RETRY)
+        return request.user.has_perm(perms.RETRY_PAYOUT)
 
     def has_export_permission(self, request):
-        return request.user.has_perm(PERM_EXPORT)
+        return request.user.has_perm(perms.EXPORT_PAYOUT)
 
     # --- the list --------------------------------------------------------------------------
 
@@ -327,7 +325,7 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
             "can_export": self.has_export_permission(request),
             "can_import_orders": request.user.has_perm("orders.add_order"),
             "export_query": request.GET.urlencode(),
-            "four_eyes_above": services._four_eyes_limit(),
+            "four_eyes_above": services.four_eyes_limit(),
             "state": state,
         }
         return super().changelist_view(request, extra_context)
@@ -381,7 +379,7 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
                     "First approval recorded on %(n)d payouts above %(limit)s: a second, different finance approver must approve them.",
                     len(result.first_approvals),
                 )
-                % {"n": len(result.first_approvals), "limit": services._four_eyes_limit()},
+                % {"n": len(result.first_approvals), "limit": services.four_eyes_limit()},
                 messages.WARNING,
             )
         if result.skipped:
@@ -477,33 +475,33 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         return HttpResponseRedirect(request.META.get("HTTP_REFERER") or reverse("admin:refunds_payout_changelist"))
 
     def approve_view(self, request, pk):
-        return self._single(request, pk, PERM_APPROVE, services.payout_approve, _("%(p)s approved; it is being paid."))
+        return self._single(request, pk, perms.APPROVE_PAYOUT, services.payout_approve, _("%(p)s approved; it is being paid."))
 
     def void_view(self, request, pk):
         return self._single(
             request,
             pk,
-            PERM_APPROVE,
+            perms.APPROVE_PAYOUT,
             services.payout_void,
             _("%(p)s voided."),
             reissue_method=request.POST.get("reissue_method", ""),
         )
 
     def retry_view(self, request, pk):
-        return self._single(request, pk, PERM_RETRY, services.payout_retry, _("%(p)s sent to the gateway again."))
+        return self._single(request, pk, perms.RETRY_PAYOUT, services.payout_retry, _("%(p)s sent to the gateway again."))
 
     def ask_view(self, request, pk):
         return self._single(
             request,
             pk,
-            PERM_APPROVE,
+            perms.APPROVE_PAYOUT,
             services.payout_ask_gateway,
             _("%(p)s: the gateway is being asked what became of it; this page shows its answer when it comes."),
         )
 
     def export_view(self, request, fmt):
         """Export every payout the current filter matches (the changelist's own querystring)."""
-        _require(request, PERM_EXPORT)
+        _require(request, perms.EXPORT_PAYOUT)
         if fmt not in EXPORTERS:
             raise Http404
         query = request.GET.urlencode()
@@ -516,7 +514,7 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
 
     def export_requests_view(self, request, fmt):
         """Refund requests for reconciliation, filtered by state, channel and creation date."""
-        _require(request, PERM_EXPORT)
+        _require(request, perms.EXPORT_PAYOUT)
         if fmt not in EXPORTERS:
             raise Http404
         form = RequestExportForm(request.GET)
@@ -532,7 +530,7 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         return _export(request, Export.What.REFUND_REQUESTS, fmt, resource, rows, "refund-requests", params)
 
     def reconciliation_view(self, request):
-        _require(request, "refunds.view_payout")
+        _require(request, perms.VIEW_PAYOUT)
         if request.method == "POST":
             return self._reconcile_day(request)
         today = timezone.localdate()
@@ -547,7 +545,7 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
                 t["total"] += r["total"]
             fmt = request.GET.get("format")
             if fmt in EXPORTERS:
-                _require(request, PERM_EXPORT)
+                _require(request, perms.EXPORT_PAYOUT)
                 return _reconciliation_file(rows, fmt, start, end)
             runs = selectors_finance.reconciliation_runs_by_day(start=start, end=min(end, today))
             day = min(end, today)
@@ -567,8 +565,8 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
                 "totals": sorted(totals.items()),
                 "checks": checks,
                 "differences": differences,
-                "can_reconcile": request.user.has_perm(reconciliation.PERM_RECONCILE),
-                "can_export": request.user.has_perm(PERM_EXPORT),
+                "can_reconcile": request.user.has_perm(perms.RECONCILE_PAYOUT),
+                "can_export": request.user.has_perm(perms.EXPORT_PAYOUT),
                 "query": request.GET.urlencode(),
                 "request_export_form": RequestExportForm(),
             },
@@ -576,7 +574,7 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
 
     def _reconcile_day(self, request):
         """Finance's button: check one day against the gateway's books, in the background."""
-        _require(request, reconciliation.PERM_RECONCILE)
+        _require(request, perms.RECONCILE_PAYOUT)
         form = forms.Form(request.POST)
         form.fields["day"] = forms.DateField()
         back = reverse("admin:refunds_payout_reconciliation") + (f"?{request.GET.urlencode()}" if request.GET else "")
@@ -802,13 +800,13 @@ class ReconciliationDifferenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         ]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "can_resolve": request.user.has_perm(reconciliation.PERM_RECONCILE)}
+        extra_context = {**(extra_context or {}), "can_resolve": request.user.has_perm(perms.RECONCILE_PAYOUT)}
         return super().change_view(request, object_id, form_url, extra_context)
 
     def resolve_view(self, request, pk):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        _require(request, reconciliation.PERM_RECONCILE)
+        _require(request, perms.RECONCILE_PAYOUT)
         try:
             n = reconciliation.reconciliation_resolve(
                 difference_ids=[pk], actor=Actor.for_user(request.user), note=request.POST.get("note", "")

@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 from orders.actors import Actor
 from orders.masking import FULL, can_see_customers, email_for, phone_for, pii_level, reference_for
 from orders.models import Channel, Order
+from refunds import permissions as perms
 from refunds import selectors, services
 from refunds.admin.common import DefaultQueueFilter, ReadOnlyAdminMixin
 from refunds.admin.counting import LargeTableAdmin
@@ -126,35 +127,32 @@ class VerdictForm(forms.Form):
     verdict = forms.ChoiceField(label=_("Verdict"), choices=RefundRequest.Verdict.choices)
 
 
-PERM_REVIEW = "refunds.review_refundrequest"
-PERM_VERDICT = "refunds.record_verdict"
-
 # action → (label, permission, form, states it applies to, service call)
 ACTIONS = {
     "approve": (
         _("Approve"),
-        PERM_REVIEW,
+        perms.REVIEW,
         ApproveForm,
         [State.UNDER_REVIEW],
         lambda refund_id, actor, d: services.refund_approve(refund_id=refund_id, actor=actor, note=d["note"]),
     ),
     "reject": (
         _("Reject"),
-        PERM_REVIEW,
+        perms.REVIEW,
         RejectForm,
         [State.UNDER_REVIEW],
         lambda refund_id, actor, d: services.refund_reject(refund_id=refund_id, actor=actor, reason=d["reason"]),
     ),
     "ask": (
         _("Ask the customer"),
-        PERM_REVIEW,
+        perms.REVIEW,
         AskForm,
         [State.UNDER_REVIEW],
         lambda refund_id, actor, d: services.refund_ask_customer(refund_id=refund_id, actor=actor, question=d["question"]),
     ),
     "offer": (
         _("Offer an alternative"),
-        PERM_REVIEW,
+        perms.REVIEW,
         OfferForm,
         [State.UNDER_REVIEW],
         lambda refund_id, actor, d: services.refund_offer_alternative(
@@ -163,7 +161,7 @@ ACTIONS = {
     ),
     "verdict": (
         _("Record a verdict"),
-        PERM_VERDICT,
+        perms.RECORD_VERDICT,
         VerdictForm,
         [s for s in State.values if s not in (State.SUBMITTED, State.UNDER_REVIEW, State.AWAITING_CUSTOMER)],
         lambda refund_id, actor, d: services.refund_record_verdict(refund_id=refund_id, actor=actor, verdict=d["verdict"]),
@@ -280,7 +278,7 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         extra_context = {
             **(extra_context or {}),
-            "can_create_for_customer": request.user.has_perm(services.PERM_CREATE_FOR_CUSTOMER),
+            "can_create_for_customer": request.user.has_perm(perms.CREATE_FOR_CUSTOMER),
         }
         return super().changelist_view(request, extra_context)
 
@@ -315,7 +313,7 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
             "customer_name": customer.name,
             "customer_phone": phone_for(user, customer.phone),
             "customer_email": email_for(user, customer.email),
-            "can_view_evidence": user.has_perm("refunds.view_evidence"),
+            "can_view_evidence": user.has_perm(perms.VIEW_EVIDENCE),
             "evidence_url": reverse("admin:refunds_refundrequest_evidence", args=[refund.pk]),
         }
 
@@ -362,7 +360,7 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         return response
 
     def evidence_view(self, request, object_id):
-        if not request.user.has_perm("refunds.view_evidence"):
+        if not request.user.has_perm(perms.VIEW_EVIDENCE):
             raise PermissionDenied
         refund = selectors.refund_for_page(object_id)
         if refund is None:
@@ -380,7 +378,7 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/refunds/refundrequest/evidence.html", context)
 
     def create_for_customer_view(self, request):
-        if not request.user.has_perm(services.PERM_CREATE_FOR_CUSTOMER):
+        if not request.user.has_perm(perms.CREATE_FOR_CUSTOMER):
             raise PermissionDenied
         if request.method == "POST":
             return self._create_for_customer_post(request)

@@ -14,6 +14,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from orders.actors import Actor
+from refunds import permissions as perms
 from refunds import selectors, services
 from refunds.admin.common import DefaultQueueFilter, ReadOnlyAdminMixin
 from refunds.admin.counting import LargeTableAdmin
@@ -62,9 +63,6 @@ class InspectionForm(forms.Form):
     photo = forms.FileField(label=_("Photo (optional)"), required=False)
 
 
-PERM_RECEIVE = services.PERM_RECEIVE
-
-
 @admin.register(ReturnParcel)
 class ReturnParcelAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     list_display = ["return_code", "tracking", "request_number", "request_state", "age", "deadline"]
@@ -104,7 +102,7 @@ class ReturnParcelAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         return age_text(obj.created_at)
 
     def changelist_view(self, request, extra_context=None):
-        extra = {**(extra_context or {}), "can_scan": request.user.has_perm(PERM_RECEIVE)}
+        extra = {**(extra_context or {}), "can_scan": request.user.has_perm(perms.RECEIVE_RETURN)}
         return super().changelist_view(request, extra)
 
     def get_urls(self):
@@ -119,7 +117,7 @@ class ReturnParcelAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         return {**self.admin_site.each_context(request), "opts": self.model._meta, **kwargs}
 
     def scan_view(self, request):
-        if not request.user.has_perm(PERM_RECEIVE):
+        if not request.user.has_perm(perms.RECEIVE_RETURN):
             raise PermissionDenied
         form = ScanForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
@@ -137,7 +135,7 @@ class ReturnParcelAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         )
 
     def inspect_view(self, request, refund_id):
-        if not request.user.has_perm(PERM_RECEIVE):
+        if not request.user.has_perm(perms.RECEIVE_RETURN):
             raise PermissionDenied
         parcel = selectors.parcel_for_inspection(refund_id)
         if parcel is None:

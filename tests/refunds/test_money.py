@@ -13,7 +13,7 @@ from orders.models import Order, OrderLine
 from refunds import services
 from refunds.errors import RefundValidationError
 from refunds.models import Coupon, Payout, RefundRequest, WalletEntry
-from refunds.services import LineRequest
+from refunds.services import LineRequest, payouts
 from tests.factories import OrderFactory
 from tests.refunds import journeys
 
@@ -159,7 +159,7 @@ def _killed_after_paying(monkeypatch):
         calls.append(kwargs)
         raise KeyboardInterrupt("worker killed")
 
-    monkeypatch.setattr(services, "payout_record_result", die)
+    monkeypatch.setattr(payouts, "payout_record_result", die)
     return calls
 
 

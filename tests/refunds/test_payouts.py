@@ -11,9 +11,11 @@ from notifications.models import Notification
 from orders.actors import SYSTEM
 from refunds import services
 from refunds.errors import RefundNotAllowed, RefundValidationError
+from refunds.gateways import get_gateway
 from refunds.gateways.simulated import SimulatedGateway
 from refunds.gateways.simulated.models import GatewayLedgerEntry
 from refunds.models import Payout, RefundEvent, RefundRequest
+from refunds.services import payouts
 from refunds.tasks import sweep_payouts
 from tests.factories import OrderFactory
 from tests.refunds import journeys
@@ -218,7 +220,7 @@ def test_an_error_of_ours_after_the_call_is_an_unknown_outcome_too(finance, monk
         def refund(self, **kwargs):
             raise ConnectionResetError("connection reset by peer")
 
-    monkeypatch.setattr(services, "get_gateway", Broken)
+    monkeypatch.setattr(payouts, "get_gateway", Broken)
     services.payout_execute(payout_id=payout.pk)
 
     after = _reload(payout)
@@ -247,9 +249,7 @@ def test_a_worker_killed_mid_call_is_re_driven_by_the_sweeper_and_pays_once(fina
     payout = _approved(finance)
     assert services.payout_claim(payout_id=payout.pk)  # claimed, then the worker died
     # The gateway may or may not have been reached before it died; here it was.
-    services.get_gateway().refund(
-        idempotency_key=str(payout.idempotency_key), payment_reference="x", amount=payout.amount, currency="CNY"
-    )
+    get_gateway().refund(idempotency_key=str(payout.idempotency_key), payment_reference="x", amount=payout.amount, currency="CNY")
 
     assert sweep_payouts() == 0  # not stale yet: a live worker may still be on it
     Payout.objects.filter(pk=payout.pk).update(processing_started_at=timezone.now() - timedelta(hours=1))

@@ -16,9 +16,11 @@ from orders.actors import Actor
 from orders.models import Order
 from refunds import services
 from refunds.errors import RefundError, RefundNotAllowed, RefundValidationError
+from refunds.gateways import get_gateway
 from refunds.gateways.simulated import SimulatedGateway
 from refunds.gateways.simulated.models import GatewayLedgerEntry
 from refunds.models import Payout, RefundEvent, RefundRequest
+from refunds.services import intake, payouts
 from refunds.tasks import sweep_payouts
 from tests.factories import OrderFactory, UserFactory
 
@@ -30,7 +32,8 @@ D = Decimal
 def queued(monkeypatch):
     """Tasks go to a list instead of running inline: the test decides who runs them, when."""
     calls = []
-    monkeypatch.setattr(services, "enqueue_on_commit", lambda func, *args: calls.append((func, args)))
+    for module in (intake, payouts):
+        monkeypatch.setattr(module, "enqueue_on_commit", lambda func, *args: calls.append((func, args)))
     return calls
 
 
@@ -254,7 +257,7 @@ def test_a_worker_killed_mid_call_is_re_driven_once_by_concurrent_sweepers(queue
     payout = _approved_payout(finance_actor)
     assert services.payout_claim(payout_id=payout.pk)
     # The dead worker had reached the gateway; then it vanished, leaving `processing`.
-    services.get_gateway().refund(
+    get_gateway().refund(
         idempotency_key=str(payout.idempotency_key), payment_reference="PAY", amount=payout.amount, currency="CNY"
     )
     Payout.objects.filter(pk=payout.pk).update(processing_started_at=timezone.now() - timedelta(hours=1))

@@ -1,0 +1,142 @@
+import logging
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from notifications.services import notify_customer, notify_staff
+from orders.actors import SYSTEM, Actor
+from orders.models import TrackingEvent
+from refunds import permissions as perms
+from refunds.errors import (
+    NotFound,
+    RefundNotAllowed,
+    RefundValidationError,
+)
+from refunds.models import (
+    Inspection,
+    RefundRequest,
+    ReturnParcel,
+    stored_label,
+)
+from refunds.services.base import State, lock_refund, move, peek, require
+from refunds.services.evaluation import create_payouts
+from refunds.services.holds import release_holds
+
+logger = logging.getLogger(__name__)
+
+# --- returns -----------------------------------------------------------------------------
+
+
+def return_ship(*, refund_id: int, actor: Actor, carrier: str, tracking_number: str) -> RefundRequest:
+    """The customer's return parcel is on its way (channel), or its tracking was first seen."""
+    require(actor, channel_ok=True, perm=perms.REVIEW, refund=peek(refund_id))
+    if not carrier or not tracking_number:
+        raise RefundValidationError({"tracking_number": ["Carrier and tracking number are required."]})
+    with transaction.atomic():
+        refund = lock_refund(refund_id)
+        if refund.state != State.AWAITING_RETURN:
+            raise RefundNotAllowed(f"{refund.number} is {refund.get_state_display().lower()}; no return is due.")
+        parcel = ReturnParcel.objects.select_for_update().get(request=refund)
+        parcel.carrier, parcel.tracking_number, parcel.shipped_at = carrier, tracking_number, timezone.now()
+        try:
+            with transaction.atomic():
+                parcel.save(update_fields=["carrier", "tracking_number", "shipped_at"])
+        except IntegrityError:
+            raise RefundValidationError({"tracking_number": ["This tracking number belongs to another return."]}) from None
+        move(refund, "return_shipped", actor=actor, note=f"{carrier} {tracking_number}")
+        # Carrier scans that arrived before the customer told us the tracking number.
+        TrackingEvent.objects.filter(
+            carrier=carrier, tracking_number=tracking_number, shipment__isnull=True, return_parcel__isnull=True
+        ).update(return_parcel=parcel)
+    return refund
+
+
+def return_tracking_seen(*, refund_id: int, actor: Actor = SYSTEM) -> RefundRequest:
+    """A carrier scan of the return parcel: awaiting_return → return_in_transit (no-op otherwise)."""
+    with transaction.atomic():
+        refund = lock_refund(refund_id)
+        if refund.state == State.AWAITING_RETURN:
+            move(refund, "return_shipped", actor=actor, note="carrier scan")
+    return refund
+
+
+def find_return(code: str) -> ReturnParcel | None:
+    code = (code or "").strip()
+    if not code:
+        return None
+    return (
+        ReturnParcel.objects.filter(Q(return_code=code) | Q(tracking_number=code))
+        .select_related("request")
+        .order_by("-pk")
+        .first()
+    )
+
+
+def return_receive(*, code: str, actor: Actor) -> RefundRequest:
+    """The warehouse scanned a return code or tracking number: the parcel is received."""
+    require(actor, perm=perms.RECEIVE_RETURN)
+    parcel = find_return(code)
+    if parcel is None:
+        raise NotFound(f"No return is expected with code or tracking number '{code.strip()}'.")
+    with transaction.atomic():
+        refund = lock_refund(parcel.request_id)
+        if refund.state == State.RECEIVED or parcel.received_at:
+            raise RefundNotAllowed(f"{refund.number} was already received.")
+        if refund.state not in (State.AWAITING_RETURN, State.RETURN_IN_TRANSIT):
+            raise RefundNotAllowed(f"{refund.number} is {refund.get_state_display().lower()}; no return is expected.")
+        ReturnParcel.objects.filter(pk=parcel.pk).update(received_at=timezone.now(), received_by=actor.user)
+        move(refund, "receive", actor=actor, note=f"scanned {code.strip()}")
+        notify_customer(refund=refund, event="parcel_received")
+        notify_staff(role="finance", event="parcel_received", refund=refund)
+    return refund
+
+
+def return_inspect(*, refund_id: int, actor: Actor, grade: str, disposition: str, note: str = "", photo=None) -> RefundRequest:
+    """Record the inspection: passed → ready_for_payout (finance is told); failed → back to support."""
+    require(actor, perm=perms.RECEIVE_RETURN)
+    errors = {}
+    if grade not in Inspection.Grade.values:
+        errors["grade"] = [f"Use one of {', '.join(Inspection.Grade.values)}."]
+    if disposition not in Inspection.Disposition.values:
+        errors["disposition"] = [f"Use one of {', '.join(Inspection.Disposition.values)}."]
+    if errors:
+        raise RefundValidationError(errors)
+    with transaction.atomic():
+        refund = lock_refund(refund_id)
+        if refund.state != State.RECEIVED:
+            raise RefundNotAllowed(
+                f"{refund.number} is {refund.get_state_display().lower()}; only a received parcel is inspected."
+            )
+        passed = grade in Inspection.PASSING_GRADES
+        Inspection.objects.create(
+            request=refund,
+            grade=grade,
+            disposition=disposition,
+            note=note,
+            photo=photo or "",
+            passed=passed,
+            inspected_by=actor.user,
+        )
+        if passed:
+            move(refund, "inspection_passed", actor=actor, note=f"{grade}, {disposition}. {note}".strip())
+            create_payouts(refund)
+        else:
+            reason = f"inspection failed: {stored_label(Inspection.Grade(grade).label).lower()}" + (f" — {note}" if note else "")
+            move(refund, "inspection_failed", actor=actor, reason=reason, note=reason, fields=["escalation_reason"])
+            notify_staff(role="support", event="refund_escalated", refund=refund, context={"reason": reason})
+    return refund
+
+
+def refund_expire(*, refund_id: int, actor: Actor = SYSTEM) -> RefundRequest:
+    """No parcel within the return window: awaiting_return → cancelled, hold released."""
+    require(actor, system_ok=True)
+    with transaction.atomic():
+        refund = lock_refund(refund_id, with_lines=True)
+        parcel = ReturnParcel.objects.filter(request=refund).first()
+        if refund.state == State.AWAITING_RETURN and parcel is not None and parcel.deadline > timezone.now():
+            raise RefundNotAllowed(f"{refund.number} can still be returned until {parcel.deadline:%Y-%m-%d %H:%M}.")
+        move(refund, "expire", actor=actor, note="no parcel within the return window", fields=["cancelled_at"])
+        release_holds(refund)
+        notify_customer(refund=refund, event="return_expired")
+    return refund
