@@ -198,7 +198,7 @@ def bulk_approve(n: int) -> None:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from orders.actors import Actor
+    from config.actors import Actor
     from refunds import services
     from refunds.models import Payout, RefundEvent
 

@@ -235,6 +235,8 @@ REFUND_DESK = {
     # A payout left in `processing` longer than this is re-driven by the sweeper with the
     # same idempotency key (the gateway answers the first result again).
     "PAYOUT_STALE_SECONDS": env_int("PAYOUT_STALE_SECONDS", 120),
+    # What refund evaluation asks of risk (refunds/assessment.py): a score and the watch list.
+    "RISK_ASSESSOR": "risk.services.ASSESSOR",
     # A payout whose outcome is unknown (the gateway timed out) is asked about this long after
     # the call, then with a doubling back-off up to the maximum; after ALERT_AFTER answers
     # that still say nothing, finance is alerted (once).

@@ -13,10 +13,10 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from config.admin_kit import ReadOnlyAdminMixin
 from notifications import selectors, services
 from notifications.models import MessageTemplate, Notification, SlaBreach, SlaLimit, StaffMessage
 from notifications.rendering import preview
-from refunds.admin.common import ReadOnlyAdminMixin
 
 
 class RefundNumberSearchMixin:

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from notifications.models import Notification, SlaBreach, StaffInboxRead
+from notifications.models import Notification, StaffInboxRead
 
 
 def staff_inbox_for(user) -> QuerySet[Notification]:
@@ -51,19 +51,4 @@ def stuck_in_sending(*, claimed_before, limit: int = 500) -> list[int]:
         Notification.objects.filter(status=Notification.Status.SENDING, claimed_at__lt=claimed_before)
         .order_by("claimed_at")
         .values_list("pk", flat=True)[:limit]
-    )
-
-
-def sla_breach_candidates(*, state: str, level: str, cutoff, limit: int = 500):
-    """Requests in `state` since before `cutoff` that have no breach of `level` for this stay."""
-    from refunds.models import RefundRequest
-
-    already = SlaBreach.objects.filter(
-        refund=OuterRef("pk"), state=state, state_changed_at=OuterRef("state_changed_at"), level=level
-    )
-    return list(
-        RefundRequest.objects.filter(state=state, state_changed_at__lte=cutoff)
-        .exclude(Exists(already))
-        .select_related("order", "customer")
-        .order_by("state_changed_at")[:limit]
     )

@@ -4,14 +4,13 @@ Sending happens in `notifications.senders`, called by tasks after commit.
 """
 
 import logging
-from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from config.q2 import enqueue_many_on_commit
-from notifications.models import Notification, SlaBreach, SlaLimit, StaffInboxRead
+from notifications.models import Notification, StaffInboxRead
 from notifications.rendering import render
 
 logger = logging.getLogger(__name__)
@@ -142,49 +141,3 @@ def inbox_mark_read(*, user, notification_ids: list[int]) -> int:
     visible = list(staff_inbox_for(user).filter(pk__in=notification_ids).values_list("pk", flat=True))
     StaffInboxRead.objects.bulk_create([StaffInboxRead(notification_id=pk, user=user) for pk in visible], ignore_conflicts=True)
     return len(visible)
-
-
-# --- SLA -----------------------------------------------------------------------------------
-
-
-def sla_sweep(*, now=None) -> int:
-    """Alert the responsible role about every request waiting past its state's limit, once
-    per stay in the state and level (alert, then escalation). Returns the alerts written."""
-    from notifications.selectors import sla_breach_candidates
-
-    now = now or timezone.now()
-    written = 0
-    for limit in SlaLimit.objects.filter(active=True).order_by("pk"):
-        levels = [
-            (SlaBreach.Level.ALERT, limit.alert_after_minutes, limit.role),
-            (SlaBreach.Level.ESCALATION, limit.escalate_after_minutes, limit.escalate_to or limit.role),
-        ]
-        for level, minutes, role in levels:
-            for refund in sla_breach_candidates(state=limit.state, level=level, cutoff=now - timedelta(minutes=minutes)):
-                written += _record_breach(refund=refund, limit=limit, level=level, role=role, minutes=minutes, now=now)
-    return written
-
-
-def _record_breach(*, refund, limit: SlaLimit, level: str, role: str, minutes: int, now) -> int:
-    waited = now - refund.state_changed_at
-    with transaction.atomic():
-        try:
-            # The unique breach row is the "once": two sweeps racing write it once, and the
-            # loser's alert is rolled back with its failed insert.
-            with transaction.atomic():
-                SlaBreach.objects.create(
-                    refund=refund, state=limit.state, state_changed_at=refund.state_changed_at, level=level, role=role
-                )
-        except IntegrityError:
-            return 0
-        notify_staff(
-            role=role,
-            event="sla_breached" if level == SlaBreach.Level.ALERT else "sla_escalated",
-            refund=refund,
-            context={
-                "hours": f"{waited.total_seconds() / 3600:.1f}",
-                "limit_hours": f"{minutes / 60:.1f}",
-                "state": refund.get_state_display(),
-            },
-        )
-    return 1

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.q2 import enqueue_many_on_commit
-from notifications import selectors, senders, services
+from notifications import selectors, senders
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,3 @@ def sweep_outbox() -> int:
     stuck = selectors.stuck_in_sending(claimed_before=cutoff)
     enqueue_many_on_commit("notifications.tasks.notification_send_stuck", [(pk, cutoff.isoformat()) for pk in stuck])
     return len(due) + len(stuck)
-
-
-def sla_sweep() -> int:
-    return services.sla_sweep()

@@ -10,10 +10,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from config.admin_kit import LargeTableAdmin, ReadOnlyAdminMixin
 from orders.masking import email_for, phone_for, reference_for
 from orders.models import Channel, Customer, Order, OrderLine
-from refunds.admin.common import ReadOnlyAdminMixin
-from refunds.admin.counting import LargeTableAdmin
 
 
 class ViewerMixin:

@@ -20,7 +20,7 @@ from import_export.formats import base_formats
 from import_export.instance_loaders import BaseInstanceLoader
 from import_export.results import Result
 
-from orders.actors import Actor
+from config.actors import Actor
 from orders.models import Channel
 from orders.services_import import ImportLine, OrderImportError, order_import_rows
 

@@ -6,7 +6,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
-from orders.actors import SYSTEM, Actor
+from config.actors import SYSTEM, Actor
+from config.errors import DomainValidationError, NotAllowed, NotFound
 from orders.models import (
     ZERO,
     Address,
@@ -23,8 +24,7 @@ from orders.models import (
     TrackingEvent,
     TrackingStatus,
 )
-from refunds.errors import NotFound, RefundNotAllowed, RefundValidationError
-from risk import services as risk
+from orders.signals import customer_changed
 
 CENT = Decimal("0.01")
 
@@ -47,7 +47,7 @@ def order_transition(*, order_id: int, actor: Actor, action: str, at=None, note:
         try:
             getattr(order, action)(at=at or timezone.now())
         except TransitionNotAllowed:
-            raise RefundNotAllowed(f"Order {order.number} is {order.state}; it can't {action} now.") from None
+            raise NotAllowed(f"Order {order.number} is {order.state}; it can't {action} now.") from None
         order.save(update_fields=["state", _FIELDS[action], "updated_at"])
         OrderEvent.objects.create(
             order=order, from_state=before, to_state=order.state, actor=actor.label, note=note, at=at or timezone.now()
@@ -92,7 +92,7 @@ def order_upsert(*, channel: Channel, actor: Actor, number: str, data: dict) -> 
             ]
         _upsert_lines(order, data["lines"], errors)
         if errors:
-            raise RefundValidationError(errors)
+            raise DomainValidationError(errors)
 
         fields = {
             "currency": data["currency"],
@@ -113,7 +113,7 @@ def order_upsert(*, channel: Channel, actor: Actor, number: str, data: dict) -> 
         shipments = _upsert_shipments(order, data.get("shipments") or [])
         _move_forward(order, actor=actor, paid=bool(payment), shipments=shipments)
         customer_id = customer.pk
-        transaction.on_commit(lambda: risk.customer_changed(customer_id=customer_id))
+        transaction.on_commit(lambda: customer_changed.send(sender=Customer, customer_id=customer_id))
     order.refresh_from_db()
     return order, created
 
@@ -229,7 +229,7 @@ def _upsert_shipments(order: Order, shipments: list[dict]) -> list[Shipment]:
     for data in shipments:
         shipment = Shipment.objects.filter(carrier=data["carrier"], tracking_number=data["tracking_number"]).first()
         if shipment is not None and shipment.order_id != order.pk:
-            raise RefundValidationError({"shipments": [f"{data['carrier']} {data['tracking_number']} belongs to another order."]})
+            raise DomainValidationError({"shipments": [f"{data['carrier']} {data['tracking_number']} belongs to another order."]})
         shipped_at, delivered_at = data.get("shipped_at"), data.get("delivered_at")
         if shipment is None:
             try:
@@ -244,7 +244,7 @@ def _upsert_shipments(order: Order, shipments: list[dict]) -> list[Shipment]:
                         last_status=TrackingStatus.DELIVERED if delivered_at else "",
                     )
             except IntegrityError:
-                raise RefundValidationError(
+                raise DomainValidationError(
                     {"shipments": [f"{data['carrier']} {data['tracking_number']} belongs to another order."]}
                 ) from None
             _match_kept_events(shipment)
@@ -312,7 +312,7 @@ def customer_message_record(*, channel: Channel, order_number: str, direction: s
         sent_at=sent_at or timezone.now(),
     )
     customer_id = order.customer_id
-    transaction.on_commit(lambda: risk.customer_changed(customer_id=customer_id))
+    transaction.on_commit(lambda: customer_changed.send(sender=Customer, customer_id=customer_id))
     return message
 
 
@@ -321,12 +321,10 @@ def tracking_event_record(
 ) -> tuple[TrackingEvent, bool]:
     """Keep a carrier scan once; return (event, created). A replay changes nothing.
 
-    An outbound shipment's scan updates it (and a delivery delivers the order); a return
-    parcel's pick-up or transit scan moves its request to `return_in_transit`. A scan for a
-    tracking number nobody knows yet is kept and matched when the parcel appears.
+    An outbound shipment's scan updates it (and a delivery delivers the order). A scan of
+    any other parcel is only kept: a return parcel's is matched by
+    `refunds.services.carrier_scan_record`, which the carrier webhook calls.
     """
-    from refunds.models import ReturnParcel
-    from refunds.services import return_tracking_seen
 
     with transaction.atomic():
         try:
@@ -346,13 +344,8 @@ def tracking_event_record(
         shipment = Shipment.objects.filter(carrier=carrier.code, tracking_number=tracking_number).first()
         if shipment is not None:
             TrackingEvent.objects.filter(pk=event.pk).update(shipment=shipment)
+            event.shipment = shipment
             _apply_shipment_scan(shipment, event)
-            return event, True
-        parcel = ReturnParcel.objects.filter(carrier=carrier.code, tracking_number=tracking_number).first()
-        if parcel is not None:
-            TrackingEvent.objects.filter(pk=event.pk).update(return_parcel=parcel)
-            if status in (TrackingStatus.PICKED_UP, TrackingStatus.IN_TRANSIT, TrackingStatus.OUT_FOR_DELIVERY):
-                return_tracking_seen(refund_id=parcel.request_id, actor=SYSTEM)
     return event, True
 
 

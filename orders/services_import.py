@@ -15,15 +15,15 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils.translation import gettext
 
-from orders.actors import Actor
+from config.actors import Actor
+from config.errors import ActionForbidden, DomainValidationError
 from orders.models import Channel, Customer, Order, OrderLine, Payment
 from orders.services import order_transition
-from refunds.errors import ActionForbidden, RefundValidationError
 
 PERM_IMPORT = "orders.add_order"
 
 
-class OrderImportError(RefundValidationError):
+class OrderImportError(DomainValidationError):
     """Rows that can't be imported; `row_errors` maps a 1-based data row number to messages."""
 
     def __init__(self, row_errors: dict[int, list[str]]):

@@ -27,8 +27,8 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from config.actors import SYSTEM, Actor
 from notifications.services import notify_staff
-from orders.actors import SYSTEM, Actor
 from refunds import permissions as perms
 from refunds.errors import ActionForbidden, RefundValidationError
 from refunds.gateways import GatewayRefund, RefundStatus, get_gateway

@@ -184,3 +184,14 @@ def evaluate(facts: Facts, policy: RefundPolicy) -> Decision:
     if decision.outcome != OFFER:
         decision.alternative = None
     return decision
+
+
+def decide(facts: Facts, policy: RefundPolicy) -> Decision:
+    """The policy's decision, and then the one rule no policy can switch off: a customer on
+    the watch list is never approved automatically. Evaluation and the dry run both use it."""
+    decision = evaluate(facts, policy)
+    if facts.watchlisted and decision.outcome in (PASS, OFFER):
+        decision.outcome = ESCALATE
+        decision.alternative = None
+        decision.trace.append({"rule": "watchlist", "outcome": ESCALATE, "sentence": "the customer is on the watch list"})
+    return decision

@@ -7,8 +7,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from config import sweeps
+from config.actors import SYSTEM, Actor
 from notifications.services import alert_parked
-from orders.actors import SYSTEM, Actor
 from refunds import exports, reconciliation, selectors, services
 from refunds.errors import RefundNotAllowed
 from refunds.models import Payout, RefundRequest
@@ -114,6 +114,10 @@ def time_out_awaiting_customer() -> int:
     report = sweeps.sweep(name, ids, lambda pk: _unless_moved_on(services.refund_resume, pk))
     alert_parked(report)
     return report.done
+
+
+def sla_sweep() -> int:
+    return services.sla_sweep()
 
 
 def _unless_moved_on(service, refund_id: int) -> None:

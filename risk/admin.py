@@ -11,9 +11,9 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from orders.actors import Actor
-from refunds.admin.common import ReadOnlyAdminMixin
-from refunds.errors import RefundError
+from config.actors import Actor
+from config.admin_kit import ReadOnlyAdminMixin
+from config.errors import DomainError
 from risk import selectors, services
 from risk.models import RiskProfile, RiskSettings, RiskSettingsChange, WatchlistEntry
 
@@ -108,7 +108,7 @@ class WatchlistEntryAdmin(admin.ModelAdmin):
                 obj.pk = created.pk
             elif form.cleaned_data.get("remove_with_note"):
                 services.watchlist_remove(entry_id=obj.pk, actor=actor, note=form.cleaned_data["remove_with_note"])
-        except RefundError as e:
+        except DomainError as e:
             messages.error(request, e.message)
 
 
@@ -139,7 +139,7 @@ class RiskSettingsAdmin(admin.ModelAdmin):
             services.risk_settings_update(
                 actor=Actor.for_user(request.user), changes=changes, note=form.cleaned_data.get("change_note", "")
             )
-        except RefundError as e:
+        except DomainError as e:
             messages.error(request, e.message)
 
 

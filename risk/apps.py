@@ -2,7 +2,18 @@ from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
 
+def _recompute_later(sender, *, customer_id, **kwargs):
+    from risk import services  # the app registry is ready only after import time
+
+    services.customer_changed(customer_id=customer_id)
+
+
 class RiskConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "risk"
     verbose_name = _("Risk")
+
+    def ready(self):
+        from orders.signals import customer_changed
+
+        customer_changed.connect(_recompute_later, dispatch_uid="risk.recompute_customer")

@@ -7,12 +7,13 @@ rewritten set-wise by `risk.profiles`; the watch list and the settings change on
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Exists, Q
 from django.utils import timezone
 
+from config.actors import Actor
+from config.errors import ActionForbidden, DomainValidationError
 from config.q2 import enqueue_on_commit
 from notifications.services import notify_staff
-from orders.actors import Actor
-from refunds.errors import ActionForbidden, RefundValidationError
 from risk import profiles
 from risk.models import RiskProfile, RiskSettings, RiskSettingsChange, WatchlistEntry
 from risk.scoring import NEUTRAL, Assessment, pattern_q, patterns_of, score_profile
@@ -152,7 +153,7 @@ def watchlist_add(*, customer_id: int, actor: Actor, note: str, expires_at=None)
     if not actor.has_perm(PERM_MANAGE_WATCHLIST):
         raise ActionForbidden(f"{actor.label} may not change the watch list.")
     if not note.strip():
-        raise RefundValidationError({"note": ["Say why the customer goes on the watch list."]})
+        raise DomainValidationError({"note": ["Say why the customer goes on the watch list."]})
     return WatchlistEntry.objects.create(
         customer_id=customer_id,
         reason=WatchlistEntry.Reason.MANUAL,
@@ -168,7 +169,7 @@ def watchlist_remove(*, entry_id: int, actor: Actor, note: str) -> WatchlistEntr
     if not actor.has_perm(PERM_MANAGE_WATCHLIST):
         raise ActionForbidden(f"{actor.label} may not change the watch list.")
     if not note.strip():
-        raise RefundValidationError({"note": ["Say why the entry is removed."]})
+        raise DomainValidationError({"note": ["Say why the entry is removed."]})
     with transaction.atomic():
         entry = WatchlistEntry.objects.select_for_update().get(pk=entry_id)
         if entry.removed_at is None:
@@ -185,7 +186,7 @@ def risk_settings_update(*, actor: Actor, changes: dict, note: str = "") -> Risk
     editable = {f.name for f in RiskSettings._meta.concrete_fields} - {"id", "updated_at"}
     unknown = set(changes) - editable
     if unknown:
-        raise RefundValidationError({name: ["Not a risk setting."] for name in sorted(unknown)})
+        raise DomainValidationError({name: ["Not a risk setting."] for name in sorted(unknown)})
     with transaction.atomic():
         RiskSettings.current()
         current = RiskSettings.objects.select_for_update().get(pk=1)
@@ -202,3 +203,30 @@ def risk_settings_update(*, actor: Actor, changes: dict, note: str = "") -> Risk
             current.save(update_fields=[*moved, "updated_at"])
             RiskSettingsChange.objects.bulk_create(log)
     return current
+
+
+class _Assessor:
+    """What the refund workflow asks of risk (`refunds.assessment.RiskAssessor`); named by
+    `REFUND_DESK["RISK_ASSESSOR"]` so refunds need not import risk. Looks the functions up
+    at call time, so a test that replaces one of them is heard."""
+
+    def assess_customer(self, *, customer, refund=None) -> Assessment:
+        return assess_customer(customer=customer, refund=refund)
+
+    def is_watchlisted(self, *, customer) -> bool:
+        return is_watchlisted(customer=customer)
+
+    def listed_at(self, *, customer, at):
+        """`Exists` of a watch-list entry live at `at` for `customer` (expressions such as
+        `OuterRef`s), for set-based reads such as the policy dry run."""
+        return Exists(
+            WatchlistEntry.objects.filter(
+                Q(removed_at__isnull=True) | Q(removed_at__gt=at),
+                Q(expires_at__isnull=True) | Q(expires_at__gt=at),
+                customer_id=customer,
+                added_at__lte=at,
+            )
+        )
+
+
+ASSESSOR = _Assessor()

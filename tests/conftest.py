@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from orders.actors import Actor
+from config.actors import Actor
 from tests.factories import UserFactory
 
 BASE_DIR = Path(__file__).resolve().parent.parent

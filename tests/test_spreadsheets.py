@@ -10,7 +10,7 @@ import openpyxl
 import pytest
 from django.urls import reverse
 
-from orders.actors import Actor
+from config.actors import Actor
 from orders.models import Customer, Order, OrderEvent, OrderLine, Payment
 from orders.resources import COLUMNS, import_orders
 from refunds.models import Payout, RefundRequest

@@ -13,22 +13,22 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from refunds.errors import ActionForbidden, IdempotencyConflict, NotFound, RefundError, RefundNotAllowed, RefundValidationError
+from config.errors import ActionForbidden, DomainError, DomainValidationError, IdempotencyConflict, NotAllowed, NotFound
 
 log = logging.getLogger(__name__)
 
 _STATUS = {
     NotFound: status.HTTP_404_NOT_FOUND,
     IdempotencyConflict: status.HTTP_409_CONFLICT,
-    RefundNotAllowed: status.HTTP_409_CONFLICT,
+    NotAllowed: status.HTTP_409_CONFLICT,
     ActionForbidden: status.HTTP_403_FORBIDDEN,
 }
 
 
 def api_exception_handler(exc, context):
-    if isinstance(exc, RefundValidationError):
+    if isinstance(exc, DomainValidationError):
         return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, RefundError):
+    if isinstance(exc, DomainError):
         code = next((c for cls, c in _STATUS.items() if isinstance(exc, cls)), status.HTTP_400_BAD_REQUEST)
         return Response({"detail": exc.message}, status=code)
     if isinstance(exc, DjangoValidationError):

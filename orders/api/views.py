@@ -13,8 +13,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.actors import Actor
+from config.errors import NotFound
 from orders import selectors, services
-from orders.actors import Actor
 from orders.api.exceptions import ERR_400, ERR_401, ERR_404, ChannelAPIMixin
 from orders.api.serializers import (
     MessageInSerializer,
@@ -25,7 +26,7 @@ from orders.api.serializers import (
     TrackingEventOutSerializer,
 )
 from orders.models import Carrier
-from refunds.errors import NotFound
+from refunds import services as refund_services
 
 ORDER_NUMBER = OpenApiParameter(
     "order_number", OpenApiTypes.STR, OpenApiParameter.PATH, description="The channel's order number."
@@ -125,7 +126,7 @@ class TrackingEventView(ChannelAPIMixin, APIView):
         data = serializer.validated_data
         if data["carrier"] != carrier.code:
             raise ValidationError({"carrier": ["Does not match the signing carrier."]})
-        event, created = services.tracking_event_record(
+        event, created = refund_services.carrier_scan_record(
             carrier=carrier,
             tracking_number=data["tracking_number"],
             status=data["status"],

@@ -7,8 +7,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from config.admin_kit import ReadOnlyAdminMixin
 from refunds import permissions as perms
-from refunds.admin.common import ReadOnlyAdminMixin
 from refunds.models import Export
 
 CONTENT_TYPES = {

@@ -32,14 +32,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from openpyxl import Workbook
 
+from config.actors import Actor
+from config.admin_kit import LargeTableAdmin, ReadOnlyAdminMixin
 from config.q2 import enqueue_on_commit
-from orders.actors import Actor
 from orders.resources import COLUMNS, FORMATS, import_orders
 from orders.services_import import PERM_IMPORT as PERM_IMPORT_ORDERS
 from refunds import exports, reconciliation, selectors_finance, services
 from refunds import permissions as perms
-from refunds.admin.common import ReadOnlyAdminMixin
-from refunds.admin.counting import LargeTableAdmin
 from refunds.errors import RefundError
 from refunds.models import Export, Payout, PayoutBatch, ReconciliationDifference, RefundRequest
 from refunds.resources import EXPORTERS, PayoutResource, RefundRequestResource, _cell

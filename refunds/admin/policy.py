@@ -2,7 +2,7 @@
 
 Saving a changed policy takes two steps: the form posts, the admin answers with what the new
 policy would have decided on the last N days of requests next to what the live one decided
-(`risk.selectors.policy_dry_run`), and only "Confirm and save" saves it. The risk role and
+(`refunds.selectors_policy.policy_dry_run`), and only "Confirm and save" saves it. The risk role and
 admins edit policies; the risk threshold is one of the policy's rules.
 """
 
@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from refunds import rules
 from refunds.models import DEFAULT_DISPUTE_REASONS, Reason, RefundPolicy
-from risk.selectors import policy_dry_run
+from refunds.selectors_policy import policy_dry_run
 
 CONFIRM = "_confirm_dry_run"
 DAYS = "_dry_run_days"

@@ -23,13 +23,12 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from orders.actors import Actor
+from config.actors import Actor
+from config.admin_kit import DefaultQueueFilter, LargeTableAdmin, ReadOnlyAdminMixin
 from orders.masking import FULL, can_see_customers, email_for, phone_for, pii_level, reference_for
 from orders.models import Channel, Order
 from refunds import permissions as perms
 from refunds import selectors, services
-from refunds.admin.common import DefaultQueueFilter, ReadOnlyAdminMixin
-from refunds.admin.counting import LargeTableAdmin
 from refunds.errors import RefundError, RefundValidationError
 from refunds.models import Inspection, Reason, RefundMethod, RefundRequest
 from risk.models import RiskLevel

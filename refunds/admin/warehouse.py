@@ -13,11 +13,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
-from orders.actors import Actor
+from config.actors import Actor
+from config.admin_kit import DefaultQueueFilter, LargeTableAdmin, ReadOnlyAdminMixin
 from refunds import permissions as perms
 from refunds import selectors, services
-from refunds.admin.common import DefaultQueueFilter, ReadOnlyAdminMixin
-from refunds.admin.counting import LargeTableAdmin
 from refunds.admin.requests import age_text, error_text
 from refunds.errors import RefundError
 from refunds.models import Inspection, RefundRequest, ReturnParcel

@@ -12,7 +12,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders.actors import Actor
+from config.actors import Actor
 from orders.api.exceptions import ERR_400, ERR_401, ERR_403, ERR_404, ERR_409, ChannelAPIMixin
 from orders.api.fields import BoundValidator
 from refunds import selectors_api as selectors

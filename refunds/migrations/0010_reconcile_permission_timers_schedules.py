@@ -3,11 +3,12 @@
 from django.db import migrations
 
 
-# The refund lifecycle's timers moved from notifications.tasks to refunds.tasks; the daily
+# The refund lifecycle's timers (and the SLA watch) moved from notifications.tasks to refunds.tasks; the daily
 # reconciliation against the gateway's books runs at 03:00 (yesterday and the day before).
 MOVED = {
     "notifications.tasks.expire_returns": "refunds.tasks.expire_returns",
     "notifications.tasks.time_out_awaiting_customer": "refunds.tasks.time_out_awaiting_customer",
+    "notifications.tasks.sla_sweep": "refunds.tasks.sla_sweep",
 }
 RECONCILE = "refunds: reconcile yesterday against the gateway"
 

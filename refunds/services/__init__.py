@@ -32,6 +32,7 @@ from refunds.services.payouts import (
     payout_void,
 )
 from refunds.services.returns import (
+    carrier_scan_record,
     find_return,
     refund_expire,
     return_inspect,
@@ -50,12 +51,14 @@ from refunds.services.review import (
     refund_resume,
     refund_withdraw,
 )
+from refunds.services.sla import sla_sweep
 
 __all__ = [
     "OPEN_PAYOUT_STATES",
     "BulkApproval",
     "LineRequest",
     "build_event",
+    "carrier_scan_record",
     "find_return",
     "four_eyes_limit",
     "lock_payout",
@@ -88,4 +91,5 @@ __all__ = [
     "return_receive",
     "return_ship",
     "return_tracking_seen",
+    "sla_sweep",
 ]

@@ -5,7 +5,7 @@ from django.db.models.functions import Round
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
-from orders.actors import Actor
+from config.actors import Actor
 from orders.models import Order, OrderLine
 from refunds.errors import (
     ActionForbidden,

@@ -6,9 +6,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.actors import SYSTEM, Actor
 from notifications.services import notify_customer, notify_staff
-from orders.actors import SYSTEM, Actor
 from refunds import rules
+from refunds.assessment import risk_assessor
 from refunds.models import (
     Payout,
     RefundRequest,
@@ -16,7 +17,6 @@ from refunds.models import (
 )
 from refunds.services.base import State, lock_refund, move, require
 from refunds.services.holds import release_holds
-from risk import services as risk
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +36,9 @@ def refund_evaluate(*, refund_id: int, actor: Actor = SYSTEM) -> RefundRequest:
             return refund
         if not refund.evidence:
             capture_intake_facts(refund)
-        watchlisted = risk.is_watchlisted(customer=refund.customer)
+        watchlisted = risk_assessor().is_watchlisted(customer=refund.customer)
         facts = rules.gather_facts(refund, risk_score=refund.risk_score or 0, watchlisted=watchlisted)
-        decision = rules.evaluate(facts, rules.policy_for(refund.channel))
-        if watchlisted and decision.outcome in (rules.PASS, rules.OFFER):
-            # Never approved automatically, whatever the policy says.
-            decision.outcome = rules.ESCALATE
-            decision.trace.append(
-                {"rule": "watchlist", "outcome": rules.ESCALATE, "sentence": "the customer is on the watch list"}
-            )
+        decision = rules.decide(facts, rules.policy_for(refund.channel))
         refund.rule_trace = decision.trace
         refund.kind = decision.kind
         refund.requires_second_review = decision.requires_second_review or watchlisted
@@ -99,7 +93,7 @@ def capture_intake_facts(refund: RefundRequest) -> None:
     """
     from refunds.evidence import capture_evidence
 
-    assessment = risk.assess_customer(customer=refund.customer, refund=refund)
+    assessment = risk_assessor().assess_customer(customer=refund.customer, refund=refund)
     refund.risk_score, refund.risk_level, refund.risk_signals = assessment.score, assessment.level, assessment.signals
     refund.evidence = capture_evidence(refund)
     refund.save(update_fields=["risk_score", "risk_level", "risk_signals", "evidence"])

@@ -6,8 +6,8 @@ from decimal import Decimal
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from config.actors import Actor
 from config.q2 import enqueue_on_commit, task_row
-from orders.actors import Actor
 from orders.models import OrderLine
 from refunds import intake
 from refunds import permissions as perms

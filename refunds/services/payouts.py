@@ -10,9 +10,9 @@ from django.db.models import F
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
+from config.actors import SYSTEM, Actor
 from config.q2 import enqueue_on_commit
 from notifications.services import notify_customer, notify_staff
-from orders.actors import SYSTEM, Actor
 from orders.models import Order
 from refunds import permissions as perms
 from refunds.errors import (

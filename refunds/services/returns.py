@@ -4,9 +4,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config.actors import SYSTEM, Actor
 from notifications.services import notify_customer, notify_staff
-from orders.actors import SYSTEM, Actor
-from orders.models import TrackingEvent
+from orders.models import TrackingEvent, TrackingStatus
+from orders.services import tracking_event_record
 from refunds import permissions as perms
 from refunds.errors import (
     NotFound,
@@ -50,6 +51,28 @@ def return_ship(*, refund_id: int, actor: Actor, carrier: str, tracking_number: 
             carrier=carrier, tracking_number=tracking_number, shipment__isnull=True, return_parcel__isnull=True
         ).update(return_parcel=parcel)
     return refund
+
+
+def carrier_scan_record(
+    *, carrier, tracking_number: str, status: str, occurred_at, location: str = ""
+) -> tuple[TrackingEvent, bool]:
+    """A carrier's scan (the webhook): kept once by the order book, and when it is a return
+    parcel's pick-up or transit scan, its request moves to `return_in_transit`. A scan for a
+    tracking number nobody knows yet is kept and matched when the customer ships
+    (`return_ship`). Returns (event, created); a replay changes nothing."""
+    with transaction.atomic():
+        event, created = tracking_event_record(
+            carrier=carrier, tracking_number=tracking_number, status=status, occurred_at=occurred_at, location=location
+        )
+        if not created or event.shipment_id is not None:
+            return event, created
+        parcel = ReturnParcel.objects.filter(carrier=carrier.code, tracking_number=tracking_number).first()
+        if parcel is not None:
+            TrackingEvent.objects.filter(pk=event.pk).update(return_parcel=parcel)
+            event.return_parcel = parcel
+            if status in (TrackingStatus.PICKED_UP, TrackingStatus.IN_TRANSIT, TrackingStatus.OUT_FOR_DELIVERY):
+                return_tracking_seen(refund_id=parcel.request_id, actor=SYSTEM)
+    return event, True
 
 
 def return_tracking_seen(*, refund_id: int, actor: Actor = SYSTEM) -> RefundRequest:

@@ -3,9 +3,10 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from config.actors import Actor
 from notifications.services import notify_customer, notify_staff
-from orders.actors import Actor
 from orders.models import Shipment
+from orders.signals import customer_changed
 from refunds import permissions as perms
 from refunds.errors import (
     ActionForbidden,
@@ -18,7 +19,6 @@ from refunds.models import (
 from refunds.services.base import State, lock_refund, move, peek, record_event, require
 from refunds.services.evaluation import route_approved
 from refunds.services.holds import release_holds
-from risk import services as risk
 
 logger = logging.getLogger(__name__)
 
@@ -178,5 +178,5 @@ def refund_record_verdict(*, refund_id: int, actor: Actor, verdict: str) -> Refu
         refund.save(update_fields=["verdict", "verdict_by", "verdict_at", "updated_at"])
         record_event(refund, actor=actor, action="verdict", from_state=refund.state, note=verdict, public=False)
         # "confirmed abuse" is a risk feature: the profile follows the verdict after commit.
-        risk.customer_changed(customer_id=refund.customer_id)
+        customer_changed.send(sender=RefundRequest, customer_id=refund.customer_id)
     return refund

@@ -1,11 +1,13 @@
 """Template tags for the staff home page."""
 
 from django import template
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from notifications.selectors import unread_count_for
+from refunds import permissions as perms
+from refunds.admin.home import home_queues
 from refunds.admin.requests import age_text
-from refunds.selectors import home_queues
 
 register = template.Library()
 
@@ -24,20 +26,14 @@ def role_queues(context):
 @register.simple_tag(takes_context=True)
 def staff_inbox(context):
     """(unread count, inbox url or '') for the logged-in user."""
-    from notifications.selectors import unread_count_for
-
     user = context["request"].user
-    try:
-        url = reverse("admin:notifications_notification_changelist")
-    except NoReverseMatch:
-        url = ""
-    return unread_count_for(user), url
+    return unread_count_for(user), reverse("admin:notifications_notification_changelist")
 
 
 # (label, admin url name, permission) of the reports that have no list of their own.
 REPORTS = [
     (_("Risk report"), "admin:risk_report", "risk.view_risksettings"),
-    (_("Daily reconciliation"), "admin:refunds_payout_reconciliation", "refunds.view_payout"),
+    (_("Daily reconciliation"), "admin:refunds_payout_reconciliation", perms.VIEW_PAYOUT),
 ]
 
 

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from orders.actors import Actor
+from config.actors import Actor
 from refunds import services
 from refunds.models import RefundRequest
 from tests.factories import OrderFactory, UserFactory

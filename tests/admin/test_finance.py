@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from orders.actors import Actor
+from config.actors import Actor
 from refunds import services
 from refunds.gateways.simulated import SimulatedGateway
 from refunds.models import Payout, PayoutBatch, RefundEvent, RefundMethod, RefundRequest

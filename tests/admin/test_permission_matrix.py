@@ -106,7 +106,7 @@ def test_review_buttons_work_for_reviewers_only(client, role_user, role, action)
 @pytest.mark.parametrize("role", ROLES)
 def test_verdict_button_is_for_support_risk_and_admin(client, role_user, role):
     refund = escalated_request()
-    from orders.actors import Actor
+    from config.actors import Actor
     from refunds import services
     from tests.factories import UserFactory
 

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 from django_q.models import Schedule
 
-from orders.actors import Actor
+from config.actors import Actor
 from refunds import services, tasks
 from refunds.models import RefundPolicy, RefundRequest, ReturnParcel
 from tests.factories import OrderFactory

@@ -14,7 +14,7 @@ from django.test import RequestFactory
 from django.utils.module_loading import import_string
 from django_q.models import OrmQ
 
-from orders.actors import Actor
+from config.actors import Actor
 from orders.models import Order, OrderLine
 from refunds import selectors_api, services
 from refunds.api.serializers import RefundDetailSerializer, submitted_representation

@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import pytest
 
+from config.actors import Actor
 from orders import services
-from orders.actors import Actor
 from orders.api.serializers import OrderUpsertSerializer
 from orders.models import AddressChange, Carrier, Order, OrderEvent, Shipment, TrackingEvent
 from refunds import services as refund_services
@@ -148,7 +148,7 @@ def test_return_parcel_scans_move_the_request_and_early_scans_are_matched(channe
         )
     assert RefundRequest.objects.get(pk=a.pk).state == "awaiting_return"
     # The carrier saw parcel R1 before the customer told us about it.
-    early, _ = services.tracking_event_record(carrier=sf, tracking_number="R1", status="picked_up", occurred_at=day(5))
+    early, _ = refund_services.carrier_scan_record(carrier=sf, tracking_number="R1", status="picked_up", occurred_at=day(5))
     assert RefundRequest.objects.get(pk=a.pk).state == "awaiting_return"
     refund_services.return_ship(refund_id=a.pk, actor=actor, carrier="sf", tracking_number="R1")
     early.refresh_from_db()
@@ -158,10 +158,10 @@ def test_return_parcel_scans_move_the_request_and_early_scans_are_matched(channe
     from refunds.models import ReturnParcel
 
     ReturnParcel.objects.filter(request=b).update(carrier="sf", tracking_number="R2")
-    services.tracking_event_record(carrier=sf, tracking_number="R2", status="in_transit", occurred_at=day(5))
+    refund_services.carrier_scan_record(carrier=sf, tracking_number="R2", status="in_transit", occurred_at=day(5))
     assert RefundRequest.objects.get(pk=b.pk).state == "return_in_transit"
     # A delivered scan of a return parcel does not move it again (the warehouse scans it in).
-    services.tracking_event_record(carrier=sf, tracking_number="R2", status="delivered", occurred_at=day(6))
+    refund_services.carrier_scan_record(carrier=sf, tracking_number="R2", status="delivered", occurred_at=day(6))
     assert RefundRequest.objects.get(pk=b.pk).state == "return_in_transit"
     assert TrackingEvent.objects.filter(return_parcel__request=b).count() == 2
 

@@ -69,7 +69,7 @@ def test_finance_selects_payouts_sees_the_total_bulk_approves_and_exports_an_xls
 
 
 def test_finance_works_the_unknown_outcomes_and_a_difference_with_the_gateways_books(page, live_server):
-    from orders.actors import Actor
+    from config.actors import Actor
     from refunds import services
     from refunds.gateways.simulated import SimulatedGateway
     from refunds.models import ReconciliationDifference

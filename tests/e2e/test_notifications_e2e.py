@@ -17,10 +17,10 @@ import pytest
 from django.apps import apps
 from django.db import transaction
 
+from config.actors import Actor
 from config.q2 import enqueue_on_commit
 from notifications import selectors, services
 from notifications.models import Notification, SlaBreach, SlaLimit
-from orders.actors import Actor
 from refunds import services as refunds
 from refunds.models import RefundRequest, ReturnParcel
 from tests.conftest import BASE_DIR, wait_for
@@ -220,10 +220,10 @@ def test_sla_sweeps_run_by_the_cluster_alert_once(seeded, qcluster, support_user
     RefundRequest.objects.filter(pk=refund.pk).update(state_changed_at=refund.state_changed_at - timedelta(minutes=90))
 
     for _ in range(3):
-        enqueue_on_commit("notifications.tasks.sla_sweep")
-    wait_for(lambda: Success.objects.filter(func="notifications.tasks.sla_sweep").count() == 3, timeout=15)
+        enqueue_on_commit("refunds.tasks.sla_sweep")
+    wait_for(lambda: Success.objects.filter(func="refunds.tasks.sla_sweep").count() == 3, timeout=15)
 
-    assert sorted(Success.objects.filter(func="notifications.tasks.sla_sweep").values_list("result", flat=True)) == [0, 0, 1]
+    assert sorted(Success.objects.filter(func="refunds.tasks.sla_sweep").values_list("result", flat=True)) == [0, 0, 1]
     assert SlaBreach.objects.filter(refund=refund).count() == 1
     assert list(selectors.staff_inbox_for(support_user).filter(event="sla_breached").values_list("refund_id", flat=True)) == [
         refund.pk

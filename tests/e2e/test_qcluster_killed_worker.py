@@ -19,7 +19,7 @@ from django_q.models import OrmQ, Task
 from django_q.status import Stat
 from django_q.tasks import async_task
 
-from orders.actors import Actor
+from config.actors import Actor
 from refunds import services
 from refunds.models import RefundRequest
 from tests.conftest import _cluster, wait_for

@@ -4,7 +4,7 @@ import openpyxl
 import pytest
 from django.urls import reverse
 
-from orders.actors import Actor
+from config.actors import Actor
 from refunds import services
 from refunds.models import Export, Payout, RefundRequest
 from tests.conftest import _cluster, wait_for

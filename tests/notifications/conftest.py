@@ -1,7 +1,7 @@
 import pytest
 
+from config.actors import Actor
 from notifications.backends import sms
-from orders.actors import Actor
 from refunds import services
 from tests.factories import OrderFactory
 from tests.notifications.fake_provider import FakeTwilio

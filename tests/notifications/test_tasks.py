@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from notifications import selectors, services
+from notifications import selectors
 from notifications.models import Notification, SlaBreach, SlaLimit
 from refunds import services as refunds
 from refunds.models import RefundRequest
@@ -28,9 +28,9 @@ def test_a_request_past_its_limit_alerts_the_role_once_not_on_every_sweep(review
     RefundRequest.objects.filter(pk=waiting.pk).update(state_changed_at=timezone.now() - timedelta(minutes=90))
     unread_before = selectors.unread_count_for(support_user)  # the escalation messages from intake
 
-    assert services.sla_sweep() == 1
-    assert services.sla_sweep() == 0
-    assert services.sla_sweep() == 0
+    assert refunds.sla_sweep() == 1
+    assert refunds.sla_sweep() == 0
+    assert refunds.sla_sweep() == 0
 
     alerts = Notification.objects.filter(event="sla_breached")
     assert list(alerts.values_list("refund_id", "recipient")) == [(waiting.pk, "support")]
@@ -45,10 +45,10 @@ def test_escalation_comes_once_after_the_longer_limit(review_limit, support_user
     entered = waiting.state_changed_at
     unread_before = selectors.unread_count_for(support_user)
 
-    assert services.sla_sweep(now=entered + timedelta(minutes=90)) == 1  # alert
-    assert services.sla_sweep(now=entered + timedelta(minutes=200)) == 0
-    assert services.sla_sweep(now=entered + timedelta(minutes=300)) == 1  # escalation
-    assert services.sla_sweep(now=entered + timedelta(minutes=900)) == 0
+    assert refunds.sla_sweep(now=entered + timedelta(minutes=90)) == 1  # alert
+    assert refunds.sla_sweep(now=entered + timedelta(minutes=200)) == 0
+    assert refunds.sla_sweep(now=entered + timedelta(minutes=300)) == 1  # escalation
+    assert refunds.sla_sweep(now=entered + timedelta(minutes=900)) == 0
 
     assert list(Notification.objects.filter(event="sla_breached").values_list("recipient", flat=True)) == ["support"]
     assert list(Notification.objects.filter(event="sla_escalated").values_list("recipient", flat=True)) == ["risk"]
@@ -60,12 +60,12 @@ def test_escalation_comes_once_after_the_longer_limit(review_limit, support_user
 def test_leaving_and_re_entering_a_state_is_a_new_stay_with_its_own_alert(review_limit, support):
     refund = evaluated(reason="not_as_described")
     RefundRequest.objects.filter(pk=refund.pk).update(state_changed_at=timezone.now() - timedelta(minutes=90))
-    assert services.sla_sweep() == 1
+    assert refunds.sla_sweep() == 1
     refunds.refund_ask_customer(refund_id=refund.pk, actor=support, question="Which size?")
     refunds.refund_resume(refund_id=refund.pk, actor=support, message="")
-    assert services.sla_sweep() == 0  # back in review, but only just
+    assert refunds.sla_sweep() == 0  # back in review, but only just
     RefundRequest.objects.filter(pk=refund.pk).update(state_changed_at=timezone.now() - timedelta(minutes=61))
-    assert services.sla_sweep() == 1
+    assert refunds.sla_sweep() == 1
     assert SlaBreach.objects.filter(refund=refund, level="alert").count() == 2
 
 
@@ -73,5 +73,5 @@ def test_an_inactive_limit_alerts_nobody(review_limit):
     SlaLimit.objects.update(active=False)
     refund = evaluated(reason="not_as_described")
     RefundRequest.objects.filter(pk=refund.pk).update(state_changed_at=timezone.now() - timedelta(days=30))
-    assert services.sla_sweep() == 0
+    assert refunds.sla_sweep() == 0
     assert not Notification.objects.filter(event__startswith="sla_").exists()

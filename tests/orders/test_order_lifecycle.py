@@ -2,7 +2,7 @@
 
 import pytest
 
-from orders.actors import Actor
+from config.actors import Actor
 from orders.models import Order, OrderEvent
 from orders.services import order_transition
 from refunds.errors import RefundNotAllowed

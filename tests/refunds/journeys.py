@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from orders.actors import SYSTEM, Actor
+from config.actors import SYSTEM, Actor
 from orders.models import Order
 from refunds import services
 from refunds.models import RefundRequest

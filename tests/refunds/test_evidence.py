@@ -8,8 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from config.actors import Actor
 from notifications.models import Notification
-from orders.actors import Actor
 from orders.models import AddressChange, CustomerMessage, OrderEvent, TrackingEvent
 from refunds import services
 from refunds.evidence import capture_evidence

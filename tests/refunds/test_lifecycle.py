@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 from django.utils import translation
 
+from config.actors import SYSTEM, Actor
 from notifications.models import Notification
-from orders.actors import SYSTEM, Actor
 from refunds import services
 from refunds.errors import ActionForbidden, NotFound, RefundNotAllowed, RefundValidationError
 from refunds.models import Payout, RefundEvent, RefundRequest

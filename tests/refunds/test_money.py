@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from orders.actors import SYSTEM, Actor
+from config.actors import SYSTEM, Actor
 from orders.models import Order, OrderLine
 from refunds import services
 from refunds.errors import RefundValidationError

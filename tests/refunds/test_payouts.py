@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from config.actors import SYSTEM
 from notifications.models import Notification
-from orders.actors import SYSTEM
 from refunds import services
 from refunds.errors import RefundNotAllowed, RefundValidationError
 from refunds.gateways import get_gateway
@@ -102,7 +102,7 @@ def test_the_double_refund_of_po_115_can_not_happen(finance, finance_user2, djan
 
     Whatever finance tries while the outcome is unknown, the gateway's ledger must end with
     exactly one refund, and our books with the same amount refunded."""
-    from orders.actors import Actor
+    from config.actors import Actor
 
     payout = _approved(finance)
     payment = f"PAY-{payout.request.order.number}"
@@ -348,7 +348,7 @@ def test_recording_a_late_result_for_a_payout_not_processing_changes_nothing(fin
 
 
 def test_bulk_approval_approves_what_it_may_and_reports_the_rest(finance, finance_user2, settings):
-    from orders.actors import Actor
+    from config.actors import Actor
 
     settings.REFUND_DESK = {**settings.REFUND_DESK, "PAYOUT_FOUR_EYES_ABOVE": "16.00"}
     small = [_pending() for _ in range(3)]

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from orders.actors import Actor
+from config.actors import Actor
 from orders.models import Order
 from refunds import services
 from refunds.errors import RefundError, RefundNotAllowed, RefundValidationError
@@ -151,7 +151,9 @@ def test_two_requests_for_the_last_unit_one_wins_and_the_loser_can_have_the_rest
 
     results = run_together(2, submit)
 
-    assert sorted(type(r).__name__ for r in results) == ["RefundValidationError", "tuple"], results
+    assert sorted("error" if isinstance(r, RefundValidationError) else type(r).__name__ for r in results) == ["error", "tuple"], (
+        results
+    )
     order.refresh_from_db()
     line = order.lines.get()
     assert (line.held_quantity, line.held_amount, order.held_total) == (2, D("20.00"), D("20.00"))
@@ -239,7 +241,9 @@ def test_two_finance_people_act_on_a_confirmed_failure_at_once_and_it_is_paid_on
         ),
     )
 
-    assert sorted(type(r).__name__ for r in results) == ["Payout", "RefundNotAllowed"], results
+    assert sorted("refused" if isinstance(r, RefundNotAllowed) else type(r).__name__ for r in results) == ["Payout", "refused"], (
+        results
+    )
     # Run whatever the winner queued, and pay a replacement if the void won.
     for func, args in list(queued):
         if func == "refunds.tasks.payout_send_task":

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from config.actors import Actor
 from notifications.models import Notification
-from orders.actors import Actor
 from refunds import reconciliation, services
 from refunds.errors import ActionForbidden, RefundValidationError
 from refunds.gateways.simulated import SimulatedGateway

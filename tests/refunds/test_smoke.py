@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from orders.actors import Actor
+from config.actors import Actor
 from refunds import services
 from refunds.models import Payout, RefundRequest
 from tests.factories import OrderFactory

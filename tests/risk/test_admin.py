@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from orders.actors import Actor
+from config.actors import Actor
 from refunds.models import RefundRequest
 from risk import services
 from risk.models import RiskProfile, RiskSettings, RiskSettingsChange, WatchlistEntry

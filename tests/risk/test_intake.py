@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from config.actors import Actor
 from notifications.models import Notification
-from orders.actors import Actor
 from refunds import services as refunds
 from refunds.models import RefundRequest
 from risk import services

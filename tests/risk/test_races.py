@@ -5,7 +5,7 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-from orders.actors import Actor
+from config.actors import Actor
 from refunds import services as refunds
 from refunds.models import RefundRequest
 from risk import tasks

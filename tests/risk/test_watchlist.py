@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from config.actors import Actor
 from notifications.models import Notification
-from orders.actors import Actor
 from refunds.errors import ActionForbidden, RefundValidationError
 from risk import services
 from risk.models import RiskSettings, WatchlistEntry

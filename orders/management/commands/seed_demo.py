@@ -922,7 +922,7 @@ class Command(BaseCommand):
         so when the cluster starts those queued tasks find nothing left to do, except sending
         the notifications.
         """
-        from orders.actors import SYSTEM, Actor
+        from config.actors import SYSTEM, Actor
         from refunds import services as rs
         from refunds.errors import RefundError
         from refunds.gateways.simulated import SimulatedGateway

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from refunds.models import Reason, RefundPolicy
 from refunds.rules import policy_for
-from risk.selectors import policy_dry_run
+from refunds.selectors_policy import policy_dry_run
 from tests.factories import OrderFactory, RefundRequestFactory
 
 pytestmark = pytest.mark.django_db
