@@ -1,7 +1,10 @@
 """Refund requests, their payouts and their event log.
 
 Transition methods only set the model's own fields; every state change is driven by a
-service in `refunds/services.py`, which locks, checks the actor, saves and records the event.
+service in `refunds/services/`, which locks, checks the actor, saves and records the event.
+Every transition any path performs is declared here with `@transition`: a row moves by
+calling one, a set of rows by `move_set` with one, and a bare `update(state=…)` is refused.
+`docs/lifecycle.md` holds the spec's table these declarations are tested against.
 """
 
 import uuid
@@ -9,10 +12,10 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import ANY_OTHER_STATE, ANY_STATE, FSMField, FSMFieldMixin, FSMModelMixin, transition
 
 from orders.models import MONEY, ZERO, Channel, Customer, Order, OrderLine
 
@@ -37,6 +40,104 @@ def stored_label(label) -> str:
     stored with a decision is."""
     with translation.override("en"):
         return str(label)
+
+
+# --- the machines' transitions, for one row and for a set of rows ---------------------------
+
+# `@transition(..., custom=SET_BASED)`: the transition may also run over a set of rows
+# (`move_set`). Its body must only assign fields — from its arguments, or by arithmetic on
+# the row's own fields, which becomes SQL — and never decide in Python on a field's value,
+# and it may have no conditions: over a set, both would be skipped.
+SET_BASED = {"set_based": True}
+
+
+def sources_of(transition) -> tuple[str, ...]:
+    """The states `transition` (a machine's @transition method, e.g. `Payout.start`) is
+    declared to start from: what a path that picks rows by state in SQL reads."""
+    declared = _declared(transition)
+    if ANY_STATE in declared or ANY_OTHER_STATE in declared:
+        raise ValueError(f"{transition.__qualname__} starts from any state; name its sources.")
+    return tuple(declared)
+
+
+def target_of(transition) -> str:
+    """The state `transition` is declared to end in."""
+    targets = {t.target for t in _declared(transition).values()}
+    if len(targets) != 1 or None in targets:
+        raise ValueError(f"{transition.__qualname__} has no single target state: {sorted(map(str, targets))}.")
+    return targets.pop()
+
+
+def _declared(transition) -> dict:
+    return _meta(transition).transitions
+
+
+def _meta(transition):
+    meta = getattr(transition, "_django_fsm", None)
+    if meta is None:
+        raise TypeError(f"{transition!r} is not a django-fsm transition.")
+    return meta
+
+
+def _state_fields(model) -> set[str]:
+    return {f.attname for f in model._meta.concrete_fields if isinstance(f, FSMFieldMixin)}
+
+
+class MachineQuerySet(models.QuerySet):
+    """A machine's rows change state only through a declared transition: a bare
+    `update(state=…)` (or a `bulk_update` of the state) is refused, so the model's
+    declarations are the whole of what any path can do."""
+
+    def update(self, **kwargs):
+        written = _state_fields(self.model) & kwargs.keys()
+        if written:
+            raise TypeError(
+                f"{self.model.__name__}.{', '.join(sorted(written))} changes only through a declared transition: "
+                "call it on the row, or move_set(queryset, transition) for a set of rows."
+            )
+        return super().update(**kwargs)
+
+
+def move_set(queryset: models.QuerySet, transition, *, also: dict | None = None, **kwargs) -> int:
+    """Run `transition` over every row of `queryset` in one conditional UPDATE … WHERE state
+    IN (its declared sources): rows in any other state are left as they are. Returns how
+    many rows moved.
+
+    The columns set are the transition's own: its body is run once on a stand-in row whose
+    fields are column references, with `kwargs` (so `self.approved_at = at` sets the column
+    and `self.attempts += 1` becomes `attempts = attempts + 1`); then the model's `auto_now`
+    fields, as `save()` would; then `also` (columns the transition does not set, e.g. a batch).
+    """
+    model = queryset.model
+    declared = _declared(transition)
+    field = _meta(transition).field
+    if not isinstance(field, FSMFieldMixin) or not issubclass(model, field.model):
+        raise TypeError(f"{transition.__qualname__} is not a transition of {model.__name__}.")
+    if not all(t.custom.get("set_based") for t in declared.values()):
+        raise ValueError(f"{transition.__qualname__} is not declared custom=SET_BASED; move each row on its own.")
+    if any(t.conditions for t in declared.values()):
+        raise ValueError(f"{transition.__qualname__} has conditions, which a set-based UPDATE would skip.")
+    values = {field.attname: target_of(transition), **_columns_set_by(transition, model, kwargs)}
+    now = timezone.now()
+    for f in model._meta.concrete_fields:
+        if getattr(f, "auto_now", False):
+            values.setdefault(f.attname, now)
+    clash = values.keys() & (also or {}).keys()
+    if clash:
+        raise ValueError(f"{transition.__qualname__} sets {', '.join(sorted(clash))} itself.")
+    rows = queryset.filter(**{f"{field.name}__in": sources_of(transition)})
+    return models.QuerySet.update(rows, **values, **(also or {}))
+
+
+def _columns_set_by(transition, model, kwargs: dict) -> dict:
+    row = model()
+    refs = {}
+    for f in model._meta.concrete_fields:
+        if not isinstance(f, FSMFieldMixin):
+            row.__dict__[f.attname] = refs[f.attname] = F(f.attname)
+    # The body alone, without django-fsm's state change and signals: the UPDATE moves the state.
+    transition.__wrapped__(row, **kwargs)
+    return {name: row.__dict__[name] for name, ref in refs.items() if row.__dict__[name] is not ref}
 
 
 class Reason(models.TextChoices):
@@ -154,6 +255,8 @@ class RefundRequest(FSMModelMixin, models.Model):
     state_changed_at = models.DateTimeField(_("state changed at"), default=timezone.now)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = MachineQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("refund request")
@@ -488,6 +591,8 @@ class Payout(FSMModelMixin, models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
+    objects = MachineQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("payout")
         verbose_name_plural = _("payouts")
@@ -510,8 +615,9 @@ class Payout(FSMModelMixin, models.Model):
     def __str__(self) -> str:
         return f"PO-{self.pk:06d}" if self.pk else "PO-new"
 
-    @transition(field=state, source=State.PENDING_APPROVAL, target=State.APPROVED)
+    @transition(field=state, source=State.PENDING_APPROVAL, target=State.APPROVED, custom=SET_BASED)
     def approve(self, *, at, by):
+        """Finance's approval (`payout_approve` one by one, `payout_approve_bulk` over a set)."""
         self.approved_at = at
         self.approved_by = by
 
@@ -519,9 +625,10 @@ class Payout(FSMModelMixin, models.Model):
         self.first_approved_by = by
         self.first_approved_at = at
 
-    @transition(field=state, source=State.APPROVED, target=State.PROCESSING)
+    @transition(field=state, source=State.APPROVED, target=State.PROCESSING, custom=SET_BASED)
     def start(self, *, at):
-        """Claimed for execution (set-based: `payout_claim` runs it as one conditional UPDATE)."""
+        """Claimed for execution: `payout_claim` runs it as one conditional UPDATE, so exactly
+        one of any number of concurrent claimers moves the row."""
         self.processing_started_at = at
         self.attempts += 1
 
@@ -563,7 +670,7 @@ class Payout(FSMModelMixin, models.Model):
         self.status_answer = answer
         self.next_status_check_at = check_at
 
-    @transition(field=state, source=[State.PENDING_APPROVAL, State.FAILED], target=State.VOIDED)
+    @transition(field=state, source=[State.PENDING_APPROVAL, State.FAILED], target=State.VOIDED, custom=SET_BASED)
     def void(self, *, at):
         """Only a payout the gateway never paid: pending, or failed by the gateway's own answer."""
         self.voided_at = at

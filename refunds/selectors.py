@@ -7,7 +7,7 @@ from django.db.models import Exists, OuterRef, Prefetch
 from django.utils import timezone
 
 from notifications.models import SlaBreach
-from refunds.models import RefundEvent, RefundLine, RefundRequest, ReturnParcel
+from refunds.models import RefundEvent, RefundLine, RefundRequest, ReturnParcel, sources_of
 
 State = RefundRequest.State
 
@@ -68,14 +68,16 @@ def parcel_for_inspection(refund_id: int) -> ReturnParcel | None:
 def overdue_returns(*, now=None):
     """Requests still waiting for a parcel past the return deadline, oldest first."""
     now = now or timezone.now()
-    return RefundRequest.objects.filter(state=RefundRequest.State.AWAITING_RETURN, return_parcel__deadline__lt=now).order_by("pk")
+    return RefundRequest.objects.filter(state__in=sources_of(RefundRequest.expire), return_parcel__deadline__lt=now).order_by(
+        "pk"
+    )
 
 
 def timed_out_awaiting_customer(*, before):
     """Requests waiting for the customer's answer to a question since before `before`. An
     offered alternative is not timed out here: declining it is the customer's call."""
     return RefundRequest.objects.filter(
-        state=RefundRequest.State.AWAITING_CUSTOMER, alternative__isnull=True, state_changed_at__lt=before
+        state__in=sources_of(RefundRequest.resume), alternative__isnull=True, state_changed_at__lt=before
     ).order_by("pk")
 
 

@@ -11,7 +11,7 @@ from config.actors import SYSTEM, Actor
 from notifications.services import alert_parked
 from refunds import exports, reconciliation, selectors, services
 from refunds.errors import RefundNotAllowed
-from refunds.models import Payout, RefundRequest
+from refunds.models import Payout, RefundRequest, sources_of
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ def payout_execute_task(payout_id: int) -> str | None:
 def payout_execute_batch_task(batch_id: int) -> int:
     """Execute every approved payout of a bulk approval; each is claimed on its own."""
     done = 0
-    for payout_id in Payout.objects.filter(batch_id=batch_id, state=Payout.State.APPROVED).values_list("pk", flat=True):
+    claimable = Payout.objects.filter(batch_id=batch_id, state__in=sources_of(Payout.start))
+    for payout_id in claimable.values_list("pk", flat=True):
         if services.payout_execute(payout_id=payout_id):
             done += 1
     return done
@@ -75,7 +76,7 @@ def sweep_payouts() -> int:
     passes = [
         (
             "refunds.payout:execute",
-            Payout.objects.filter(state=P.APPROVED, approved_at__lt=stale).order_by("approved_at", "pk"),
+            Payout.objects.filter(state__in=sources_of(Payout.start), approved_at__lt=stale).order_by("approved_at", "pk"),
             lambda pk: services.payout_execute(payout_id=pk),
         ),
         (

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
-from django_fsm import TransitionNotAllowed
+from django_fsm import TransitionNotAllowed, can_proceed
 
 from config.actors import SYSTEM, Actor
 from config.q2 import enqueue_on_commit
@@ -37,6 +37,9 @@ from refunds.models import (
     RefundMethod,
     RefundRequest,
     WalletEntry,
+    move_set,
+    sources_of,
+    target_of,
 )
 from refunds.services.base import State, cents, lock_payout, move, record_event, require
 from refunds.services.holds import release_lines, request_moves
@@ -60,7 +63,8 @@ def payout_approve(*, payout_id: int, actor: Actor) -> Payout:
     with transaction.atomic():
         payout = lock_payout(payout_id)
         refund = payout.request
-        if payout.state != Payout.State.PENDING_APPROVAL:
+        # Checked before the transition runs: a first approval of four-eyes does not move it.
+        if not can_proceed(payout.approve):
             raise RefundNotAllowed(f"{payout} is {payout.get_state_display().lower()}; only a pending payout can be approved.")
         if actor.user.pk in (refund.approved_by_id, refund.first_approved_by_id):
             raise ActionForbidden(f"{actor.label} approved {refund.number} and may not approve its payout.")
@@ -93,13 +97,16 @@ class BulkApproval:
 def payout_approve_bulk(*, payout_ids: list[int], actor: Actor, note: str = "") -> BulkApproval:
     """Approve many payouts in one set-based pass, with the same rules as `payout_approve`.
 
-    Rows are locked together (by pk), checked in SQL, moved with one UPDATE per outcome,
-    and each gets its own event. Refused rows are reported in `skipped`, never changed.
+    Rows are locked together (by pk), checked, moved with one UPDATE per outcome (the
+    approval by `move_set(Payout.approve)`: its sources, target and columns are the
+    transition's), and each gets its own event. Refused rows are reported in `skipped`,
+    never changed.
     """
     require(actor, perm=perms.APPROVE_PAYOUT)
     user_id = actor.user.pk
     limit = four_eyes_limit()
     now = timezone.now()
+    approvable = sources_of(Payout.approve)
     ids = sorted(set(int(i) for i in payout_ids))
     with transaction.atomic():
         rows = list(
@@ -119,7 +126,7 @@ def payout_approve_bulk(*, payout_ids: list[int], actor: Actor, note: str = "") 
         skipped: dict[int, str] = {i: "no such payout" for i in set(ids) - {r["pk"] for r in rows}}
         approve, first = [], []
         for r in rows:
-            if r["state"] != Payout.State.PENDING_APPROVAL:
+            if r["state"] not in approvable:
                 skipped[r["pk"]] = f"is {r['state']}"
             elif user_id in (r["request__approved_by_id"], r["request__first_approved_by_id"]):
                 skipped[r["pk"]] = "you approved its refund request"
@@ -131,8 +138,12 @@ def payout_approve_bulk(*, payout_ids: list[int], actor: Actor, note: str = "") 
                 approve.append(r)
         batch = PayoutBatch.objects.create(created_by=actor.user, note=note) if approve else None
         if approve:
-            Payout.objects.filter(pk__in=[r["pk"] for r in approve]).update(
-                state=Payout.State.APPROVED, approved_at=now, approved_by=actor.user, batch=batch, updated_at=now
+            move_set(
+                Payout.objects.filter(pk__in=[r["pk"] for r in approve]),
+                Payout.approve,
+                at=now,
+                by=actor.user,
+                also={"batch": batch},
             )
         if first:
             Payout.objects.filter(pk__in=[r["pk"] for r in first]).update(
@@ -145,7 +156,7 @@ def payout_approve_bulk(*, payout_ids: list[int], actor: Actor, note: str = "") 
                     payout_id=r["pk"],
                     action="payout_approve",
                     from_state=r["state"],
-                    to_state=Payout.State.APPROVED,
+                    to_state=target_of(Payout.approve),
                     actor_kind=RefundEvent.ActorKind.USER,
                     actor_user=actor.user,
                     at=now,
@@ -223,19 +234,19 @@ def payout_void(*, payout_id: int, actor: Actor, note: str = "", reissue_method:
 
 
 def payout_claim(*, payout_id: int, actor: Actor = SYSTEM) -> bool:
-    """Take an approved payout for execution. Exactly one caller ever wins the claim."""
+    """Take an approved payout for execution (`Payout.start` as one conditional UPDATE).
+    Exactly one caller ever wins the claim."""
+    # One source, so the event knows where the row came from; a second one would fail here.
+    (before,) = sources_of(Payout.start)
     with transaction.atomic():
-        now = timezone.now()
-        claimed = Payout.objects.filter(pk=payout_id, state=Payout.State.APPROVED).update(
-            state=Payout.State.PROCESSING, processing_started_at=now, attempts=F("attempts") + 1, updated_at=now
-        )
+        claimed = move_set(Payout.objects.filter(pk=payout_id), Payout.start, at=timezone.now())
         if claimed:
             payout = Payout.objects.select_related("request").get(pk=payout_id)
             record_event(
                 payout.request,
                 actor=actor,
                 action="payout_execute",
-                from_state=Payout.State.APPROVED,
+                from_state=before,
                 payout=payout,
                 public=False,
             )

@@ -3,6 +3,7 @@ import logging
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_fsm import can_proceed
 
 from config.actors import SYSTEM, Actor
 from notifications.services import notify_customer, notify_staff
@@ -36,7 +37,7 @@ def return_ship(*, refund_id: int, actor: Actor, carrier: str, tracking_number: 
         raise RefundValidationError({"tracking_number": ["Carrier and tracking number are required."]})
     with transaction.atomic():
         refund = lock_refund(refund_id)
-        if refund.state != State.AWAITING_RETURN:
+        if not can_proceed(refund.return_shipped):
             raise RefundNotAllowed(f"{refund.number} is {refund.get_state_display().lower()}; no return is due.")
         parcel = ReturnParcel.objects.select_for_update().get(request=refund)
         parcel.carrier, parcel.tracking_number, parcel.shipped_at = carrier, tracking_number, timezone.now()
@@ -79,7 +80,7 @@ def return_tracking_seen(*, refund_id: int, actor: Actor = SYSTEM) -> RefundRequ
     """A carrier scan of the return parcel: awaiting_return → return_in_transit (no-op otherwise)."""
     with transaction.atomic():
         refund = lock_refund(refund_id)
-        if refund.state == State.AWAITING_RETURN:
+        if can_proceed(refund.return_shipped):
             move(refund, "return_shipped", actor=actor, note="carrier scan")
     return refund
 
@@ -106,7 +107,7 @@ def return_receive(*, code: str, actor: Actor) -> RefundRequest:
         refund = lock_refund(parcel.request_id)
         if refund.state == State.RECEIVED or parcel.received_at:
             raise RefundNotAllowed(f"{refund.number} was already received.")
-        if refund.state not in (State.AWAITING_RETURN, State.RETURN_IN_TRANSIT):
+        if not can_proceed(refund.receive):
             raise RefundNotAllowed(f"{refund.number} is {refund.get_state_display().lower()}; no return is expected.")
         ReturnParcel.objects.filter(pk=parcel.pk).update(received_at=timezone.now(), received_by=actor.user)
         move(refund, "receive", actor=actor, note=f"scanned {code.strip()}")
@@ -127,11 +128,11 @@ def return_inspect(*, refund_id: int, actor: Actor, grade: str, disposition: str
         raise RefundValidationError(errors)
     with transaction.atomic():
         refund = lock_refund(refund_id)
-        if refund.state != State.RECEIVED:
+        passed = grade in Inspection.PASSING_GRADES
+        if not can_proceed(refund.inspection_passed if passed else refund.inspection_failed):
             raise RefundNotAllowed(
                 f"{refund.number} is {refund.get_state_display().lower()}; only a received parcel is inspected."
             )
-        passed = grade in Inspection.PASSING_GRADES
         Inspection.objects.create(
             request=refund,
             grade=grade,
@@ -157,7 +158,7 @@ def refund_expire(*, refund_id: int, actor: Actor = SYSTEM) -> RefundRequest:
     with transaction.atomic():
         refund = lock_refund(refund_id, with_lines=True)
         parcel = ReturnParcel.objects.filter(request=refund).first()
-        if refund.state == State.AWAITING_RETURN and parcel is not None and parcel.deadline > timezone.now():
+        if can_proceed(refund.expire) and parcel is not None and parcel.deadline > timezone.now():
             raise RefundNotAllowed(f"{refund.number} can still be returned until {parcel.deadline:%Y-%m-%d %H:%M}.")
         move(refund, "expire", actor=actor, note="no parcel within the return window", fields=["cancelled_at"])
         release_holds(refund)

@@ -2,6 +2,7 @@ import logging
 
 from django.db import transaction
 from django.utils import timezone
+from django_fsm import can_proceed
 
 from config.actors import Actor
 from notifications.services import notify_customer, notify_staff
@@ -30,7 +31,8 @@ def refund_approve(*, refund_id: int, actor: Actor, note: str = "") -> RefundReq
     require(actor, perm=perms.REVIEW)
     with transaction.atomic():
         refund = lock_refund(refund_id)
-        if refund.state != State.UNDER_REVIEW:
+        # Checked before the transition runs: a first of two approvals does not move it.
+        if not can_proceed(refund.approve):
             raise RefundNotAllowed(
                 f"{refund.number} is {refund.get_state_display().lower()}; only a request under review can be approved."
             )
@@ -94,6 +96,7 @@ def refund_offer_alternative(*, refund_id: int, actor: Actor, alternative: dict)
         raise RefundValidationError({"alternative": ["Describe the alternative for the customer."]})
     with transaction.atomic():
         refund = lock_refund(refund_id)
+        # Narrower than the transition: from `submitted` only the evaluation offers one.
         if refund.state != State.UNDER_REVIEW:
             raise RefundNotAllowed(
                 f"{refund.number} is {refund.get_state_display().lower()}; an alternative is offered only under review."
@@ -115,7 +118,7 @@ def refund_accept_alternative(*, refund_id: int, actor: Actor) -> RefundRequest:
     require(actor, perm=perms.REVIEW, channel_ok=True, refund=peek(refund_id))
     with transaction.atomic():
         refund = lock_refund(refund_id, with_lines=True)
-        if refund.state != State.AWAITING_CUSTOMER or not refund.alternative:
+        if not can_proceed(refund.accept_alternative):
             raise RefundNotAllowed(f"{refund.number} has no alternative on offer.")
         move(refund, "accept_alternative", actor=actor, fields=["resolved_at", "alternative"])
         if refund.alternative.get("kind") == "expedite":
@@ -129,7 +132,7 @@ def refund_decline_alternative(*, refund_id: int, actor: Actor) -> RefundRequest
     require(actor, perm=perms.REVIEW, channel_ok=True, refund=peek(refund_id))
     with transaction.atomic():
         refund = lock_refund(refund_id)
-        if refund.state != State.AWAITING_CUSTOMER or not refund.alternative:
+        if not can_proceed(refund.decline_alternative):
             raise RefundNotAllowed(f"{refund.number} has no alternative on offer.")
         move(refund, "decline_alternative", actor=actor, fields=["alternative"])
         notify_staff(
@@ -143,7 +146,7 @@ def refund_resume(*, refund_id: int, actor: Actor, message: str = "") -> RefundR
     require(actor, channel_ok=True, system_ok=True, perm=perms.REVIEW, refund=peek(refund_id))
     with transaction.atomic():
         refund = lock_refund(refund_id)
-        if refund.state != State.AWAITING_CUSTOMER or refund.alternative:
+        if not can_proceed(refund.resume):
             raise RefundNotAllowed(f"{refund.number} is not waiting for an answer from the customer.")
         move(refund, "resume", actor=actor, note=message or ("no answer in time" if actor.is_system else ""))
         if message and refund.customer_id:

@@ -302,8 +302,8 @@ def test_batches_list_shows_each_batch_size_and_total(fin, finance_user):
 
 
 def _succeeded(amount, method, at):
-    (p,) = bulk_payouts(1, amount=amount, requests=1)
-    Payout.objects.filter(pk=p.pk).update(state=Payout.State.SUCCEEDED, succeeded_at=at, method=method)
+    (p,) = bulk_payouts(1, state=Payout.State.SUCCEEDED, amount=amount, requests=1)
+    Payout.objects.filter(pk=p.pk).update(succeeded_at=at, method=method)
     return p
 
 

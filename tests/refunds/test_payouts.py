@@ -14,7 +14,7 @@ from refunds.errors import RefundNotAllowed, RefundValidationError
 from refunds.gateways import get_gateway
 from refunds.gateways.simulated import SimulatedGateway
 from refunds.gateways.simulated.models import GatewayLedgerEntry
-from refunds.models import Payout, RefundEvent, RefundRequest
+from refunds.models import Payout, PayoutBatch, RefundEvent, RefundRequest, sources_of
 from refunds.services import payouts
 from refunds.tasks import sweep_payouts
 from tests.factories import OrderFactory
@@ -415,3 +415,90 @@ def test_a_replacement_must_be_a_refund_method(finance):
         services.payout_void(payout_id=payout.pk, actor=finance, reissue_method="cash")
 
     assert _reload(payout).state == P.PENDING_APPROVAL
+
+
+# --- the set-based paths take their states from the declared transitions -----------------
+
+
+def _snapshot(payout) -> tuple[dict, list]:
+    row = Payout.objects.filter(pk=payout.pk).values().get()
+    return row, list(RefundEvent.objects.filter(payout=payout).values_list("pk", flat=True))
+
+
+def test_bulk_and_one_by_one_approval_leave_the_same_row_and_event(finance):
+    one, bulk = _pending(), _pending()
+
+    services.payout_approve(payout_id=one.pk, actor=finance)
+    result = services.payout_approve_bulk(payout_ids=[bulk.pk], actor=finance)
+
+    assert result.approved == [bulk.pk]
+    fields = ["state", "approved_by_id", "first_approved_by_id", "attempts", "processing_started_at"]
+    assert Payout.objects.filter(pk=bulk.pk).values(*fields).get() == Payout.objects.filter(pk=one.pk).values(*fields).get()
+    assert _reload(bulk).approved_at is not None and _reload(one).approved_at is not None
+
+    def event(p):
+        return (
+            RefundEvent.objects.filter(payout=p, action="payout_approve")
+            .values("from_state", "to_state", "actor_kind", "actor_user_id", "public")
+            .get()
+        )
+
+    assert (
+        event(bulk)
+        == event(one)
+        == {
+            "from_state": P.PENDING_APPROVAL,
+            "to_state": P.APPROVED,
+            "actor_kind": RefundEvent.ActorKind.USER,
+            "actor_user_id": finance.user.pk,
+            "public": False,
+        }
+    )
+
+
+NOT_APPROVABLE = [s for s in P.values if s not in sources_of(Payout.approve)]
+
+
+@pytest.mark.parametrize("state", NOT_APPROVABLE)
+def test_bulk_approval_leaves_every_state_approve_does_not_start_from(state, finance, django_capture_on_commit_callbacks):
+    payout = _payout_in(state, finance)
+    before = _snapshot(payout)
+    batches = PayoutBatch.objects.count()
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = services.payout_approve_bulk(payout_ids=[payout.pk], actor=finance)
+
+    assert (result.approved, result.first_approvals, result.skipped) == ([], [], {payout.pk: f"is {state}"})
+    assert _snapshot(payout) == before
+    assert PayoutBatch.objects.count() == batches and callbacks == []
+
+
+NOT_CLAIMABLE = [s for s in P.values if s not in sources_of(Payout.start)]
+
+
+@pytest.mark.parametrize("state", NOT_CLAIMABLE)
+def test_a_claim_leaves_every_state_start_does_not_start_from(state, finance):
+    payout = _payout_in(state, finance)
+    before = _snapshot(payout)
+
+    assert services.payout_claim(payout_id=payout.pk) is False
+    assert _snapshot(payout) == before
+
+
+def test_a_claim_moves_an_approved_payout_as_payout_start_would_and_records_it(finance):
+    payout = _approved(finance)
+    expected = Payout.objects.get(pk=payout.pk)
+    expected.start(at=timezone.now())
+
+    assert services.payout_claim(payout_id=payout.pk) is True
+
+    after = _reload(payout)
+    assert (after.state, after.attempts) == (expected.state, expected.attempts) == (P.PROCESSING, 1)
+    assert after.processing_started_at is not None
+    claim = RefundEvent.objects.filter(payout=payout).latest("pk")
+    assert (claim.action, claim.from_state, claim.to_state, claim.actor_kind) == (
+        "payout_execute",
+        P.APPROVED,
+        P.PROCESSING,
+        RefundEvent.ActorKind.SYSTEM,
+    )

@@ -45,6 +45,7 @@ from refunds.models import (
     RefundRequest,
     ReturnParcel,
     WalletEntry,
+    move_set,
 )
 
 CENT = Decimal("0.01")
@@ -876,7 +877,7 @@ class Command(BaseCommand):
             failed = [p for p in payouts if p.request.pk in set(voided) and p.state == PS.FAILED]
             for p in failed:
                 ev(p.request, "payout_void", PS.FAILED, PS.VOIDED, U, p.failed_at + timedelta(hours=3), finance, payout=p)
-            Payout.objects.filter(pk__in=[p.pk for p in failed]).update(state=PS.VOIDED, voided_at=self.now)
+            move_set(Payout.objects.filter(pk__in=[p.pk for p in failed]), Payout.void, at=self.now)
         RefundEvent.objects.bulk_create(events, batch_size=5000)
 
     def _evidence(self, order, lines, r) -> dict:
