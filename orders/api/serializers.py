@@ -4,11 +4,12 @@ from rest_framework import serializers
 from orders.api.fields import MAX_QUANTITY, StrictSerializer, money
 from orders.models import CustomerMessage, Order, OrderLine, TrackingStatus, column_max
 
-# What a line and an order may come to, read from the columns that store them: a line's
-# `line_total`, and the sum of the lines, which a request for the whole order holds in
-# the order's `held_total`. Past them the database refuses the write, and the client saw a 500.
+# What a line and an order may come to, read from the columns that store them. Past a line's
+# `line_total` the database refuses the insert (the client saw a 500); lines that together
+# pass what an order can be paid (`paid_total`) or a request hold (`held_total`) could never
+# be refunded whole, so they are refused here too rather than at the first refund.
 LINE_TOTAL_MAX = column_max(OrderLine, "line_total")
-LINES_TOTAL_MAX = column_max(Order, "held_total")
+LINES_TOTAL_MAX = column_max(Order, "paid_total")
 
 
 class CustomerInSerializer(StrictSerializer):
