@@ -198,6 +198,8 @@ LOGIN_URL = "admin:login"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["orders.api.authentication.ChannelKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["orders.api.authentication.IsChannel"],
+    # JSON only, and nested at most orders.api.parsers.MAX_JSON_DEPTH levels (deeper is a 400).
+    "DEFAULT_PARSER_CLASSES": ["orders.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

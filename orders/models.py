@@ -18,6 +18,13 @@ MONEY = {"max_digits": 14, "decimal_places": 2}
 ZERO = Decimal("0.00")
 
 
+def column_max(model: type[models.Model], field_name: str) -> Decimal:
+    """The largest value a DecimalField column stores (999999999999.99 for MONEY), read from
+    the model so that a bound checked before writing can't drift from the column."""
+    field = model._meta.get_field(field_name)
+    return Decimal(10) ** (field.max_digits - field.decimal_places) - Decimal(10) ** -field.decimal_places
+
+
 class Channel(models.Model):
     class Kind(models.TextChoices):
         MARKETPLACE = "marketplace", _("Marketplace")
@@ -230,6 +237,11 @@ class OrderLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id}:{self.sku}"
+
+    @staticmethod
+    def total_of(*, unit_price: Decimal, quantity: int) -> Decimal:
+        """What `quantity` at `unit_price` comes to, to the cent: the line's `line_total`."""
+        return (unit_price * quantity).quantize(Decimal("0.01"))
 
     @property
     def refundable_quantity(self) -> int:

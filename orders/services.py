@@ -1,7 +1,5 @@
 """Order state changes, each recorded in the order's history."""
 
-from decimal import Decimal
-
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
@@ -25,8 +23,6 @@ from orders.models import (
     TrackingStatus,
 )
 from orders.signals import customer_changed
-
-CENT = Decimal("0.01")
 
 _FIELDS = {
     "pay": "paid_at",
@@ -178,7 +174,7 @@ def _upsert_lines(order: Order, lines: list[dict], errors: dict) -> None:
     problems: list[str] = []
     to_create, to_update = [], []
     for i, data in enumerate(lines):
-        total = (data["unit_price"] * data["quantity"]).quantize(CENT)
+        total = OrderLine.total_of(unit_price=data["unit_price"], quantity=data["quantity"])
         line = existing.pop(data["sku"], None)
         if line is None:
             to_create.append(

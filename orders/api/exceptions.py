@@ -5,15 +5,19 @@ Every 4xx body is JSON: `{"field": ["message"]}` for validation, `{"detail": "..
 
 import logging
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from config.errors import ActionForbidden, DomainError, DomainValidationError, IdempotencyConflict, NotAllowed, NotFound
+from orders.api.parsers import JSONParser
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +29,22 @@ _STATUS = {
 }
 
 
+class BodyTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "body_too_large"
+
+    def __init__(self):
+        super().__init__(
+            _("The request body is larger than the %(limit)d bytes this API accepts.")
+            % {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE}
+        )
+
+
 def api_exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses to read a body over DATA_UPLOAD_MAX_MEMORY_SIZE wherever it is first
+        # read (DRF's parsers, the webhook's `request.body`); it is the client's, not a bug.
+        exc = BodyTooLarge()
     if isinstance(exc, DomainValidationError):
         return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DomainError):
@@ -44,7 +63,8 @@ def api_exception_handler(exc, context):
 
 
 class ChannelAPIMixin:
-    """Views of the channel API take JSON only and answer with the handler above."""
+    """Views of the channel API take JSON only (nested at most `MAX_JSON_DEPTH` levels) and
+    answer with the handler above."""
 
     parser_classes = [JSONParser]
 

@@ -1,7 +1,15 @@
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from orders.api.fields import MAX_QUANTITY, StrictSerializer, money
-from orders.models import CustomerMessage, TrackingStatus
+from orders.models import CustomerMessage, Order, OrderLine, TrackingStatus, column_max
+
+# What a line and an order may come to, read from the columns that store them. Past a line's
+# `line_total` the database refuses the insert (the client saw a 500); lines that together
+# pass what an order can be paid (`paid_total`) or a request hold (`held_total`) could never
+# be refunded whole, so they are refused here too rather than at the first refund.
+LINE_TOTAL_MAX = column_max(OrderLine, "line_total")
+LINES_TOTAL_MAX = column_max(Order, "paid_total")
 
 
 class CustomerInSerializer(StrictSerializer):
@@ -25,6 +33,19 @@ class LineInSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
     unit_price = money()
+
+    def validate(self, attrs):
+        quantity, unit_price = attrs["quantity"], attrs["unit_price"]
+        total = OrderLine.total_of(unit_price=unit_price, quantity=quantity)
+        if total > LINE_TOTAL_MAX:
+            message = _("%(quantity)d × %(unit_price)s comes to %(total)s, more than one line may (%(max)s).") % {
+                "quantity": quantity,
+                "unit_price": unit_price,
+                "total": total,
+                "max": LINE_TOTAL_MAX,
+            }
+            raise serializers.ValidationError({"unit_price": [message]})
+        return attrs
 
 
 class PaymentInSerializer(StrictSerializer):
@@ -55,6 +76,10 @@ class OrderUpsertSerializer(StrictSerializer):
         skus = [line["sku"] for line in lines]
         if len(skus) != len(set(skus)):
             raise serializers.ValidationError("Each SKU may appear only once.")
+        total = sum(OrderLine.total_of(unit_price=line["unit_price"], quantity=line["quantity"]) for line in lines)
+        if total > LINES_TOTAL_MAX:
+            message = _("The lines come to %(total)s, more than one order's lines may (%(max)s).")
+            raise serializers.ValidationError(message % {"total": total, "max": LINES_TOTAL_MAX})
         return lines
 
     def validate_shipments(self, shipments):

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 import requests
+from django.conf import settings
 
 from orders.models import AddressChange, Order, Shipment, TrackingEvent
 from refunds import services
@@ -197,6 +198,66 @@ def test_malformed_and_non_utf8_bodies_are_400_json(http):
         headers={"Idempotency-Key": "x", "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert_json_error(r, 415)
+    assert db_snapshot() == before
+
+
+def test_a_body_over_the_upload_limit_answers_413_json_on_every_endpoint_and_writes_nothing(http, live_server, carrier):
+    http("PUT", "/api/v1/orders/MKT-1/", json_body=order_body())
+    refund_id = http("POST", "/api/v1/refunds/", json_body=refund_body(), headers={"Idempotency-Key": "k1"}).json()["id"]
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    # Well-formed bodies, refused for their size alone: one byte over the limit.
+    padded = {"order_number": "MKT-1", "kind": "refund_only", "reason": "size_fit", "customer_note": ""}
+    padded["customer_note"] = "x" * (limit + 1 - len(json.dumps(padded)))
+    raw = json.dumps(padded).encode()
+    assert len(raw) == limit + 1
+    expected = {"detail": f"The request body is larger than the {limit} bytes this API accepts."}
+    json_type = {"Content-Type": "application/json"}
+    before = db_snapshot()
+    for method, path in (
+        ("PUT", "/api/v1/orders/MKT-1/"),
+        ("POST", "/api/v1/orders/MKT-1/messages/"),
+        ("POST", "/api/v1/refunds/"),
+        ("POST", f"/api/v1/refunds/{refund_id}/withdraw/"),
+        ("POST", f"/api/v1/refunds/{refund_id}/messages/"),
+    ):
+        r = http(method, path, data=raw, headers={**json_type, "Idempotency-Key": "big"})
+        assert assert_json_error(r, 413) == expected, path
+    # The carrier webhook, unauthenticated and signed with the carrier's own secret.
+    headers = {**json_type, "X-Signature": sign(carrier.secret, raw)}
+    r = requests.post(f"{live_server.url}/api/v1/tracking-events/", data=raw, headers=headers, timeout=10)
+    assert assert_json_error(r, 413) == expected
+    assert db_snapshot() == before
+    # At the limit the body is read: refused for its note, not its size, on the same connection.
+    at_limit = raw[: len(raw) - 3] + b'"}'
+    assert len(at_limit) == limit
+    r = http("POST", "/api/v1/refunds/", data=at_limit, headers={**json_type, "Idempotency-Key": "big"})
+    assert "customer_note" in assert_json_error(r, 400)
+    assert db_snapshot() == before
+
+
+def test_json_nested_too_deeply_answers_400_on_the_api_and_the_webhook(http, live_server, carrier):
+    http("PUT", "/api/v1/orders/MKT-1/", json_body=order_body())
+    deep = ("[" * 50_000 + "]" * 50_000).encode()
+    before = db_snapshot()
+    r = http("POST", "/api/v1/refunds/", data=deep, headers={"Content-Type": "application/json", "Idempotency-Key": "x"})
+    assert "JSON nested too deeply" in assert_json_error(r, 400)["detail"]
+    r = http("PUT", "/api/v1/orders/MKT-1/", data=deep, headers={"Content-Type": "application/json"})
+    assert "JSON nested too deeply" in assert_json_error(r, 400)["detail"]
+    r = requests.post(
+        f"{live_server.url}/api/v1/tracking-events/",
+        data=deep,
+        headers={"Content-Type": "application/json", "X-Signature": sign(carrier.secret, deep)},
+        timeout=10,
+    )
+    assert "JSON nested too deeply" in assert_json_error(r, 400)["detail"]
+    assert db_snapshot() == before
+
+
+def test_a_line_past_the_money_column_answers_400_naming_the_line(http):
+    body = order_body(lines=[{"sku": "SKU-1", "quantity": 1_000_000, "unit_price": "9999999999.99"}])
+    before = db_snapshot()
+    errors = assert_json_error(http("PUT", "/api/v1/orders/MKT-1/", json_body=body), 400)
+    assert "unit_price" in errors["lines"]["0"]
     assert db_snapshot() == before
 
 
