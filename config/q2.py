@@ -4,14 +4,26 @@ Enqueueing inside a transaction that later rolls back would run a task for somet
 never happened; enqueueing before commit lets a fast worker read rows that are not there
 yet. So every task is handed to django-q2 only once the surrounding transaction commits
 (outside a transaction, `on_commit` runs it at once).
+
+By then the work is saved, so a broker that refuses the task (Redis stopped or hung, the
+ORM broker's database gone) must not turn the caller's success into a 500, nor keep the
+transaction's later after-commit work from running: the failure is logged and swallowed,
+and the row the task was for waits in a state its sweeper re-drives (`refunds.tasks`,
+`notifications.tasks`, `risk.tasks`). A caller with nothing saved for a sweeper to find
+reads the answer from the returned `Queued`.
 """
 
+import logging
 import threading
+from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django_q.brokers import get_broker
 from django_q.conf import Conf
 from django_q.tasks import async_task
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 _brokers: dict[str, object] = {}
 _brokers_lock = threading.Lock()
@@ -42,6 +54,34 @@ def _enqueue(func: str, *args, **kwargs):
     return async_task(func, *args, **kwargs)
 
 
+@dataclass
+class Queued:
+    """What became of an after-commit enqueue: None until the transaction commits, then
+    True if the broker took the task, False if it refused it (logged)."""
+
+    ok: bool | None = None
+
+
+def _hand_over(queued: Queued, enqueue, describe) -> None:
+    """Run `enqueue`; a broker that refuses it is logged (naming `describe()`), not raised.
+
+    With tasks run inline (SYNC: tests, scripts) there is no broker to lose them, and what
+    can raise is the task's own bookkeeping: that is raised as before."""
+    try:
+        enqueue()
+    except Exception as exc:  # noqa: BLE001 - whatever the broker raises, the saved work stands
+        if Conf.SYNC:
+            raise
+        queued.ok = False
+        if isinstance(exc, RedisError | DatabaseError):
+            # The broker is down or unreachable: expected in an outage, one line per enqueue.
+            logger.warning("could not queue %s, left to its sweeper: %s: %s", describe(), type(exc).__name__, exc)
+        else:
+            logger.exception("could not queue %s, left to its sweeper", describe())
+    else:
+        queued.ok = True
+
+
 class _Kept:
     """A stand-in broker for `async_task` that keeps the signed package instead of sending it."""
 
@@ -70,16 +110,24 @@ def task_row(func: str, *args) -> tuple[str, str] | None:
     return kept.list_key, kept.package
 
 
-def enqueue_on_commit(func: str, *args, **kwargs) -> None:
-    """Queue `func` (a dotted path) with django-q2 after the current transaction commits."""
-    transaction.on_commit(lambda: _enqueue(func, *args, **kwargs))
+def enqueue_on_commit(func: str, *args, **kwargs) -> Queued:
+    """Queue `func` (a dotted path) with django-q2 after the current transaction commits.
+
+    A broker that refuses it is logged, never raised; the returned `Queued` says which
+    (outside a transaction it has run by the time this returns)."""
+    queued = Queued()
+    transaction.on_commit(lambda: _hand_over(queued, lambda: _enqueue(func, *args, **kwargs), lambda: f"{func}{args!r}"))
+    return queued
 
 
-def enqueue_many_on_commit(func: str, args_list: list[tuple]) -> None:
+def enqueue_many_on_commit(func: str, args_list: list[tuple]) -> Queued:
     """Queue `func` once per args tuple after commit, in one broker transaction.
 
     Outside a transaction the ORM broker closes stale connections before each insert, which
     with CONN_MAX_AGE=0 means a new database connection per task; a batch pays that once.
+    The first refusal ends the batch (logged): on the ORM broker its transaction queued
+    none of it, on Redis the ones before it went out; a broker that is down would only
+    refuse the rest one timeout at a time. The sweeper re-drives every row that was lost.
     """
 
     def enqueue_all():
@@ -87,4 +135,10 @@ def enqueue_many_on_commit(func: str, args_list: list[tuple]) -> None:
             for args in args_list:
                 _enqueue(func, *args)
 
-    transaction.on_commit(enqueue_all)
+    def describe():
+        more = f" and {len(args_list) - 3} more" if len(args_list) > 3 else ""
+        return f"{func} for {', '.join(map(repr, args_list[:3]))}{more}"
+
+    queued = Queued()
+    transaction.on_commit(lambda: _hand_over(queued, enqueue_all, describe))
+    return queued

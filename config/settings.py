@@ -8,6 +8,7 @@ django-q2 ORM broker, so a newcomer's first run needs nothing installed.
 import os
 import warnings
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -34,6 +35,15 @@ def env_int(name: str, default: int) -> int:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def redis_url_with_timeouts(url: str, *, connect: float, read: float) -> str:
+    """`url` with redis-py's connect and read timeouts as query options, unless it sets its own."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("socket_connect_timeout", str(connect))
+    query.setdefault("socket_timeout", str(read))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-key-change-me-in-every-deployment")
@@ -154,10 +164,18 @@ WORKERS_STALL_SECONDS = env_int("WORKERS_STALL_SECONDS", 180)
 # The queue. The ORM broker (the default) keeps it in the database, so the intake writes a
 # request's evaluation task in the same statement as the request: the task exists exactly
 # when the request does, with no second write and no window between commit and enqueue.
-# Redis (Q_BROKER=redis, with REDIS_URL) is a separate queue, pushed to after commit.
+# Redis (Q_BROKER=redis, with REDIS_URL) is a separate queue, pushed to after commit. A push
+# that fails is logged and its row left to the sweepers (`config/q2.py`), so the request
+# answers what it did; the timeouts keep a Redis that is down or hung from holding the
+# request meanwhile (redis-py has none by default: a hung server would hang it for good).
+# The read timeout stays above the 1 s a cluster blocks waiting for the next task.
 Q_BROKER = env_str("Q_BROKER", "orm")
 if Q_BROKER == "redis" and REDIS_URL:
-    Q_CLUSTER["redis"] = REDIS_URL
+    Q_CLUSTER["redis"] = redis_url_with_timeouts(
+        REDIS_URL,
+        connect=float(env_str("Q_REDIS_CONNECT_TIMEOUT", "1")),
+        read=float(env_str("Q_REDIS_TIMEOUT", "2")),
+    )
 elif Q_BROKER == "orm":
     Q_CLUSTER["orm"] = "default"
 else:
@@ -234,8 +252,12 @@ REFUND_DESK = {
     "RETURN_ADDRESS": env_str("RETURN_ADDRESS", "Refund Desk Returns, 88 Warehouse Road, Hangzhou 310000, CN"),
     # Payouts above this need a second, different finance approver.
     "PAYOUT_FOUR_EYES_ABOVE": env_str("PAYOUT_FOUR_EYES_ABOVE", "1000.00"),
-    # A payout left in `processing` longer than this is re-driven by the sweeper with the
-    # same idempotency key (the gateway answers the first result again).
+    # A request still `submitted` this long after intake (its evaluation task died or was
+    # never queued: the broker was down) is evaluated by the sweeper.
+    "SUBMITTED_STALE_SECONDS": env_int("SUBMITTED_STALE_SECONDS", 60),
+    # A payout approved and not taken (its task was lost) this long is executed by the
+    # sweeper; one left in `processing` this long is sent again with the same idempotency key
+    # (the gateway answers the first result again).
     "PAYOUT_STALE_SECONDS": env_int("PAYOUT_STALE_SECONDS", 120),
     # What refund evaluation asks of risk (refunds/assessment.py): a score and the watch list.
     "RISK_ASSESSOR": "risk.services.ASSESSOR",

@@ -45,9 +45,22 @@ def export_request(*, user, what: str, fmt: str, params: dict) -> Export:
         raise ValueError(f"Unknown export format {fmt!r}.")
     with transaction.atomic():
         export = Export.objects.create(requested_by=user, what=what, fmt=fmt, params=params)
-        # The task may outlive Q_RETRY: a redelivery finds the row claimed and does nothing.
-        enqueue_on_commit("refunds.tasks.export_write_task", export.pk, timeout=settings.EXPORT_TIMEOUT)
+        export_queue(export_id=export.pk)
     return export
+
+
+def export_queue(*, export_id: int) -> None:
+    """Queue the export's task after commit (again, for `sweep_exports`, if it was lost). The
+    task may outlive Q_RETRY: a redelivery or a second task finds the row claimed and does
+    nothing."""
+    enqueue_on_commit("refunds.tasks.export_write_task", export_id, timeout=settings.EXPORT_TIMEOUT)
+
+
+def lost_exports(*, now=None):
+    """Exports still queued two minutes after they were asked for: their task was lost (the
+    broker refused it), or waits behind others (a second task is then a no-op)."""
+    now = now or timezone.now()
+    return Export.objects.filter(state=Export.State.QUEUED, created_at__lt=now - timedelta(minutes=2))
 
 
 def _source(export: Export):

@@ -51,9 +51,10 @@ def payout_check_status_task(payout_id: int) -> str:
 
 
 def sweep_submitted() -> int:
-    """Evaluate requests a dead task left in `submitted` (older than a minute), oldest first,
-    each on its own: one that keeps failing is parked, not retried ahead of the rest."""
-    cutoff = timezone.now() - timedelta(seconds=60)
+    """Evaluate requests a dead or lost task left in `submitted` (for longer than
+    SUBMITTED_STALE_SECONDS, a minute), oldest first, each on its own: one that keeps failing
+    is parked, not retried ahead of the rest."""
+    cutoff = timezone.now() - timedelta(seconds=settings.REFUND_DESK["SUBMITTED_STALE_SECONDS"])
     name = "refunds.refundrequest:evaluate"
     rows = sweeps.without_parked(
         name, RefundRequest.objects.filter(state=RefundRequest.State.SUBMITTED, created_at__lt=cutoff)
@@ -132,6 +133,15 @@ def _unless_moved_on(service, refund_id: int) -> None:
 
 def export_write_task(export_id: int) -> str:
     return exports.export_write(export_id=export_id)
+
+
+def sweep_exports() -> int:
+    """Queue again the exports a lost task left `queued`, oldest first."""
+    name = "refunds.export:queue"
+    rows = sweeps.without_parked(name, exports.lost_exports()).order_by("created_at", "pk")
+    report = sweeps.sweep(name, rows.values_list("pk", flat=True)[:100], lambda pk: exports.export_queue(export_id=pk))
+    alert_parked(report)
+    return report.done
 
 
 def exports_clean_task() -> int:

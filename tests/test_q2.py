@@ -85,3 +85,97 @@ def test_a_broker_that_cannot_be_used_stops_the_start_with_a_sentence(broker, re
     )
     assert done.returncode != 0
     assert f"Q_BROKER must be 'orm', or 'redis' with REDIS_URL set; it is '{broker}'." in done.stderr
+
+
+# --- a broker that refuses the task after commit ------------------------------------------
+
+
+@pytest.fixture
+def orm_refusing(monkeypatch):
+    """The ORM broker, not inline, refusing the tasks of `refused` funcs (its edge raises)."""
+    from django.db import OperationalError
+    from django_q.brokers.orm import ORM
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "ORM", "default")
+    name = f"rdtest-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(Conf, "CLUSTER_NAME", name)
+    refused = set()
+    real = ORM.enqueue
+
+    def enqueue(broker, package):
+        if SignedPackage.loads(package)["func"] in refused:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(broker, package)
+
+    monkeypatch.setattr(ORM, "enqueue", enqueue)
+    return refused
+
+
+def _queued_funcs():
+    from django_q.models import OrmQ
+
+    return [(row.task["func"], row.task["args"]) for row in OrmQ.objects.order_by("pk")]
+
+
+def test_a_refused_task_is_logged_and_the_next_after_commit_work_still_runs(
+    orm_refusing, django_capture_on_commit_callbacks, caplog
+):
+    orm_refusing.add("math.floor")
+    with django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            lost = q2.enqueue_on_commit("math.floor", 1.5)
+            kept = q2.enqueue_on_commit("math.ceil", 2.5)
+            assert (lost.ok, kept.ok) == (None, None), "nothing is tried before commit"
+
+    assert (lost.ok, kept.ok) == (False, True)
+    assert _queued_funcs() == [("math.ceil", (2.5,))]
+    [warning] = [r for r in caplog.records if r.name == "config.q2"]
+    assert warning.levelname == "WARNING"
+    assert warning.getMessage() == (
+        "could not queue math.floor(1.5,), left to its sweeper: OperationalError: server closed the connection unexpectedly"
+    )
+
+
+def test_a_refused_batch_is_logged_once_with_what_it_held(orm_refusing, django_capture_on_commit_callbacks, caplog):
+    orm_refusing.add("math.floor")
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = q2.enqueue_many_on_commit("math.floor", [(n,) for n in range(5)])
+
+    assert batch.ok is False
+    assert _queued_funcs() == [], "the ORM broker's batch is one transaction: none of it stays"
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "config.q2"]
+    assert warning.startswith("could not queue math.floor for (0,), (1,), (2,) and 2 more, left to its sweeper: OperationalError")
+
+
+def test_a_refusal_that_is_not_the_brokers_is_logged_with_its_traceback(monkeypatch, caplog, django_capture_on_commit_callbacks):
+    """A bug (say an argument that can not be pickled) is still swallowed after commit, but
+    logged as an error with the traceback, not as an outage."""
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "ORM", "default")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = q2.enqueue_on_commit("math.floor", lambda: 1)
+
+    assert queued.ok is False
+    [record] = [r for r in caplog.records if r.name == "config.q2"]
+    assert record.levelname == "ERROR" and record.exc_info is not None
+    assert _queued_funcs() == []
+
+
+def test_with_tasks_run_inline_an_error_is_raised_as_before(monkeypatch, django_capture_on_commit_callbacks):
+    """SYNC (tests, scripts) has no broker to lose a task: what fails is raised, not hidden."""
+    monkeypatch.setattr(Conf, "SYNC", True)
+    with pytest.raises(Exception, match="pickle"), django_capture_on_commit_callbacks(execute=True):
+        q2.enqueue_on_commit("math.floor", lambda: 1)
+
+
+def test_the_redis_url_gets_short_timeouts_unless_it_sets_its_own():
+    from config.settings import redis_url_with_timeouts
+
+    assert redis_url_with_timeouts("redis://h:6379/2", connect=1, read=2) == (
+        "redis://h:6379/2?socket_connect_timeout=1&socket_timeout=2"
+    )
+    assert redis_url_with_timeouts("rediss://:pw@h:6380/0?socket_timeout=9", connect=1, read=2) == (
+        "rediss://:pw@h:6380/0?socket_timeout=9&socket_connect_timeout=1"
+    )

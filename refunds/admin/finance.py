@@ -581,7 +581,16 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
             self.message_user(request, _("Choose a day that has happened."), messages.ERROR)
             return HttpResponseRedirect(back)
         day = form.cleaned_data["day"]
-        enqueue_on_commit("refunds.tasks.reconciliation_run_task", day.isoformat(), request.user.pk)
+        # Nothing is saved before the run starts, so no sweeper would find a lost task: say so.
+        queued = enqueue_on_commit("refunds.tasks.reconciliation_run_task", day.isoformat(), request.user.pk)
+        if queued.ok is False:
+            self.message_user(
+                request,
+                _("%(day)s could not be queued for checking: the background queue is unreachable. Try again in a few minutes.")
+                % {"day": day},
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(back)
         self.message_user(
             request,
             _("%(day)s is being checked against the gateway's books; reload this page for the result.") % {"day": day},

@@ -14,10 +14,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django_q.models import Schedule
 
 from refunds import exports
 from refunds.exports import export_request, export_write, exports_clean
 from refunds.models import Export, Payout, RefundRequest
+from refunds.tasks import sweep_exports
 from tests.factories import RefundRequestFactory
 
 pytestmark = pytest.mark.django_db
@@ -164,6 +166,31 @@ def test_a_redelivered_task_writes_nothing_again(finance_user):
 
     export.refresh_from_db()
     assert (export.file.name, export.finished_at, export.state) == (name, finished, Export.State.DONE)
+
+
+def test_the_sweeper_queues_again_only_exports_left_queued_past_two_minutes(finance_user, django_capture_on_commit_callbacks):
+    """A lost task (the broker refused it) leaves the export `queued`; fresh ones may still
+    have their task coming, and one being written or done is not queued again."""
+    payouts(["1.00"])
+
+    def asked(minutes_ago, state=Export.State.QUEUED):
+        export = Export.objects.create(requested_by=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+        Export.objects.filter(pk=export.pk).update(created_at=timezone.now() - timedelta(minutes=minutes_ago), state=state)
+        return export
+
+    lost, fresh, running, done = asked(3), asked(1), asked(3, Export.State.RUNNING), asked(3, Export.State.DONE)
+
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        assert sweep_exports() == 1
+
+    assert len(queued) == 1
+    states = dict(Export.objects.values_list("pk", "state"))
+    assert states == {lost.pk: "done", fresh.pk: "queued", running.pk: "running", done.pk: "done"}
+
+
+def test_the_export_sweeper_runs_every_minute():
+    schedule = Schedule.objects.get(func="refunds.tasks.sweep_exports")
+    assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 1, -1)
 
 
 def test_old_exports_and_their_files_are_deleted_and_dead_runs_fail(finance_user, settings, django_capture_on_commit_callbacks):
