@@ -28,7 +28,7 @@ from django_q.conf import Conf
 from rest_framework.test import APIClient
 
 from config import q2
-from orders.actors import Actor
+from config.actors import Actor
 from orders.models import Order
 from refunds import services
 from refunds.models import Export, Payout, RefundRequest

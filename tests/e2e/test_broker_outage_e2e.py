@@ -24,8 +24,8 @@ from django_q.conf import Conf
 from django_q.models import Task
 
 from config import q2
+from config.actors import Actor
 from config.settings import redis_url_with_timeouts
-from orders.actors import Actor
 from refunds import services
 from refunds.models import Payout, RefundRequest
 from tests.api.conftest import make_channel, order_body
