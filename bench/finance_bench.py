@@ -133,11 +133,12 @@ def seed(n_requests: int) -> None:
         )
         c.execute(
             "INSERT INTO refunds_payout (request_id, method, amount, currency, state, idempotency_key, attempts,"
-            " gateway_reference, error, created_at, updated_at, succeeded_at)"
+            " gateway_reference, error, failure_permanent, status_checks, status_answer, created_at, updated_at,"
+            " succeeded_at)"
             " SELECT r.id, 'original_payment', r.amount_requested, 'CNY',"
             " CASE WHEN r.state = 'ready_for_payout' THEN 'pending_approval' ELSE 'succeeded' END,"
             " gen_random_uuid(), CASE WHEN r.state = 'refunded' THEN 1 ELSE 0 END,"
-            " CASE WHEN r.state = 'refunded' THEN 'GW-' || r.id ELSE '' END, '', r.state_changed_at, now(),"
+            " CASE WHEN r.state = 'refunded' THEN 'GW-' || r.id ELSE '' END, '', false, 0, '', r.state_changed_at, now(),"
             " CASE WHEN r.state = 'refunded' THEN r.state_changed_at + interval '1 hour' END"
             " FROM refunds_refundrequest r WHERE r.state IN ('ready_for_payout', 'refunded')"
         )

@@ -18,6 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# The seed below is one multi-statement script, which a server-side prepared statement
+# (DB_SERVER_SIDE_BINDING, on by default) cannot hold: bind on the client for this script.
+os.environ.setdefault("DB_SERVER_SIDE_BINDING", "0")
 
 import django  # noqa: E402
 
@@ -67,10 +70,10 @@ SELECT r.id, lpad(r.id::text, 12, '0'), 'Hangzhou', r.created_at + interval '14 
 FROM refunds_refundrequest r WHERE r.state IN ('awaiting_return', 'return_in_transit', 'received');
 
 INSERT INTO refunds_payout (request_id, method, amount, currency, state, idempotency_key, attempts, gateway_reference,
-                            error, created_at, updated_at)
+                            error, failure_permanent, status_checks, status_answer, created_at, updated_at)
 SELECT r.id, 'original_payment', r.amount_requested, 'CNY',
        CASE WHEN r.id %% 7 = 0 THEN 'failed' ELSE 'pending_approval' END, gen_random_uuid(), 0, '',
-       CASE WHEN r.id %% 7 = 0 THEN 'declined' ELSE '' END, r.state_changed_at, now()
+       CASE WHEN r.id %% 7 = 0 THEN 'declined' ELSE '' END, false, 0, '', r.state_changed_at, now()
 FROM refunds_refundrequest r WHERE r.state = 'ready_for_payout';
 ANALYZE;
 """

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.models import Field
 from django.db.models.base import DEFERRED
@@ -323,6 +324,12 @@ def _request_template(vendor: str, given: tuple[str, ...]) -> tuple[tuple[str, .
 
 
 @cache
+def _schema_drift(what: str) -> ImproperlyConfigured:
+    """The hand-written intake statement names columns; a model change it does not know of
+    must stop it with a sentence, not write a wrong row (and not only when asserts run)."""
+    return ImproperlyConfigured(f"{what}: update the intake statement in refunds/intake.py to match the models.")
+
+
 def _submit_sql(vendor: str, given: tuple[str, ...], event_columns: tuple[str, ...], with_task: bool) -> str:
     qn = connection.ops.quote_name
     order, line, refund, refund_line, event = (
@@ -338,8 +345,10 @@ def _submit_sql(vendor: str, given: tuple[str, ...], event_columns: tuple[str, .
     hq, ha, rq, ra = (col(line, f) for f in ("held_quantity", "held_amount", "refunded_quantity", "refunded_amount"))
     # The columns these expressions fill are those named in _FROM_ORDER and _FROM_REQUEST.
     by_column = {f.column: f.name for f in refund.concrete_fields}
-    assert [by_column[c] for c in _FROM_ORDER] == ["order", "customer", "currency", "amount_requested"]
-    assert event.get_field("request").column == _FROM_REQUEST[0]
+    if [by_column[c] for c in _FROM_ORDER] != ["order", "customer", "currency", "amount_requested"]:
+        raise _schema_drift("RefundRequest's columns filled from the order changed")
+    if event.get_field("request").column != _FROM_REQUEST[0]:
+        raise _schema_drift("RefundEvent's request column changed")
     filled = {
         "order_id": "(SELECT id FROM o)",
         "customer_id": "(SELECT customer_id FROM o)",
@@ -348,12 +357,13 @@ def _submit_sql(vendor: str, given: tuple[str, ...], event_columns: tuple[str, .
         # whole order: unless some line has something left).
         "amount_requested": "(SELECT CASE WHEN n = COALESCE(%s, n) AND n > 0 THEN amount END FROM total)",
     }
-    assert [f.name for f in refund_line.local_concrete_fields if not f.primary_key] == [
+    if [f.name for f in refund_line.local_concrete_fields if not f.primary_key] != [
         "request",
         "order_line",
         "quantity",
         "amount",
-    ], "RefundLine gained a field: write it in _submit_sql"
+    ]:
+        raise _schema_drift("RefundLine's fields changed")
     request_columns, request_sql, _ = _request_template(vendor, given)
     request_cols = (*request_columns, *_FROM_ORDER)
     request_values = [*request_sql, *(filled[c] for c in _FROM_ORDER)]

@@ -54,7 +54,7 @@ class BoundValidator:
     def __init__(self, serializer_class: type[serializers.Serializer]):
         self.serializer_class = serializer_class
         self._serializer = serializer_class()
-        assert self._serializer.fields  # bound now, not by two threads' first requests at once
+        self._serializer.fields  # noqa: B018 - bind the fields now, not in two threads' first requests at once
 
     def validate(self, data):
         if isinstance(data, Mapping):
