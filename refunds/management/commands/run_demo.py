@@ -18,7 +18,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.management.commands.seed_demo import STAFF
+from refunds.management.commands.seed_demo import STAFF
 
 BASE_DIR = Path(settings.BASE_DIR)
 QCLUSTER_LOG = BASE_DIR / "qcluster.log"

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
-from orders.management.commands.seed_demo import STAFF
+from refunds.management.commands.seed_demo import STAFF
 from orders.models import Channel, CustomerMessage, Order, OrderEvent, OrderLine, Shipment, TrackingEvent
 from refunds.gateways.simulated.models import GatewayLedgerEntry
 from refunds.models import Payout, RefundEvent, RefundRequest
