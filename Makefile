@@ -19,9 +19,10 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 setup: $(VENV)/.installed
 
 ## make demo: set up, migrate, load demo data (SQLite by default) and run web + django-q2 cluster.
+## seed_demo loads only with DEBUG on (it prints the staff logins and keys it made).
 demo: setup
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo --if-empty
+	DEBUG=1 $(BIN)/python manage.py seed_demo --if-empty
 	$(BIN)/python manage.py run_demo --host $(HOST) --port $(PORT)
 
 # The admin's browser tests drive Debian's Chromium (Playwright's own download is not used);
