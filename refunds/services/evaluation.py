@@ -10,6 +10,7 @@ from config.actors import SYSTEM, Actor
 from notifications.services import notify_customer, notify_staff
 from refunds import rules
 from refunds.assessment import risk_assessor
+from refunds.evidence import capture_evidence
 from refunds.models import (
     Payout,
     RefundRequest,
@@ -91,8 +92,6 @@ def capture_intake_facts(refund: RefundRequest) -> None:
     `submitted` re-drives it when the task is lost. `assess_customer` queues the profile
     recompute itself.
     """
-    from refunds.evidence import capture_evidence
-
     assessment = risk_assessor().assess_customer(customer=refund.customer, refund=refund)
     refund.risk_score, refund.risk_level, refund.risk_signals = assessment.score, assessment.level, assessment.signals
     refund.evidence = capture_evidence(refund)
