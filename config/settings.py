@@ -313,6 +313,11 @@ IMPORT_EXPORT_IMPORT_IGNORE_BLANK_LINES = True
 EXPORT_INLINE_MAX_ROWS = env_int("EXPORT_INLINE_MAX_ROWS", 20_000)
 EXPORT_TIMEOUT = env_int("EXPORT_TIMEOUT", 900)
 EXPORT_KEEP_DAYS = env_int("EXPORT_KEEP_DAYS", 7)
+# Erasure (orders.services_erasure): a customer with nothing of theirs touched for this many
+# days — no order, message, address change or refund request — has their personal data
+# replaced by the nightly retention sweeper, as `customer_anonymize` does. 0 turns it off.
+# Three years: what China's E-commerce Law asks a merchant to keep transaction records for.
+CUSTOMER_RETENTION_DAYS = env_int("CUSTOMER_RETENTION_DAYS", 3 * 365)
 
 # Every handler masks phone numbers and e-mail addresses (config.pii.RedactPII). Django's own
 # loggers are listed as Django's DEFAULT_LOGGING sets them, so that they too write through
