@@ -6,16 +6,23 @@ are never shown, only their prefix.
 
 import re
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import Q
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from config.actors import Actor
 from config.admin_kit import LargeTableAdmin, ReadOnlyAdminMixin
+from config.errors import DomainError
+from orders import services_erasure
 from orders.masking import email_for, lookup_touches_masked, may_search_last_four, may_search_masked, phone_for, reference_for
 from orders.models import Channel, Customer, Order, OrderLine
+from orders.services_erasure import PERM_ANONYMIZE
 
 
 class ViewerMixin:
@@ -177,8 +184,56 @@ class CustomerAdmin(MaskedSearchMixin, ReadOnlyAdminMixin, LargeTableAdmin, View
     search_fields = ["external_id"]
     search_help_text = _("A customer id, or for those who see phones a phone number (exact).")
     ordering = ["-id"]
-    fields = ["display_name", "channel", "external_id", "masked_phone", "masked_email", "language", "sms_opt_out", "created_at"]
+    fields = [
+        "display_name",
+        "channel",
+        "external_id",
+        "masked_phone",
+        "masked_email",
+        "language",
+        "sms_opt_out",
+        "created_at",
+        "anonymized_at",
+    ]
     readonly_fields = fields
+    actions = ["anonymize"]
+
+    def has_anonymize_permission(self, request):
+        return request.user.has_perm(PERM_ANONYMIZE)
+
+    @admin.action(description=_("Erase the personal data of the selected customers"), permissions=["anonymize"])
+    def anonymize(self, request, queryset):
+        """Asks once (erasure can't be undone), then one service call per customer."""
+        customers = list(queryset.order_by("pk")[:100])
+        if request.POST.get("confirmed") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/orders/customer/anonymize_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": _("Erase personal data?"),
+                    "opts": self.model._meta,
+                    "customers": customers,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        actor = Actor.for_user(request.user)
+        done = 0
+        for customer in customers:
+            try:
+                services_erasure.customer_anonymize(customer_id=customer.pk, actor=actor)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                done += 1
+                self.log_change(request, Customer.objects.get(pk=customer.pk), _("Personal data erased."))
+        if done:
+            self.message_user(
+                request,
+                ngettext("%d customer's personal data erased.", "%d customers' personal data erased.", done) % done,
+                messages.SUCCESS,
+            )
+        return None
 
     def get_search_results(self, request, queryset, search_term):
         # Exact lookups on indexed columns only: a LIKE over every customer would scan the table.
