@@ -21,7 +21,7 @@ from orders import services as order_services
 from orders.models import Customer, CustomerMessage
 from orders.services_erasure import ERASED, customer_anonymize, customers_anonymize_inactive, inactive_customers
 from refunds import services
-from refunds.models import RefundRequest
+from refunds.models import RefundRequest, WalletEntry
 from risk import services as risk_services
 from risk.models import WatchlistEntry
 from tests.factories import ChannelFactory, UserFactory
@@ -118,14 +118,15 @@ def _upsert(channel, person: Person, *, number: str, line1: str, paid: str = "59
     return order
 
 
-def _submit(order, person: Person, *, reason: str) -> int:
+def _submit(order, person: Person, *, reason: str, kind="return_and_refund", method="original_payment") -> int:
     refund, _ = services.refund_submit(
         actor=Actor.for_channel(order.channel),
         channel=order.channel,
         idempotency_key=f"erase-{next(_numbers)}",
         order_number=order.number,
-        kind="return_and_refund",
+        kind=kind,
         reason=reason,
+        refund_method=method,
         customer_note=f"{person.name} here, write to {person.email}",
     )
     services.refund_evaluate(refund_id=refund.pk, actor=SYSTEM)
@@ -144,6 +145,7 @@ def history(person: Person, staff) -> Customer:
     _upsert(channel, person, number=f"{person.tag}-1", line1=person.line1_new)
     second = _upsert(channel, person, number=f"{person.tag}-2", line1=person.line1_new, paid="120.00")
     third = _upsert(channel, person, number=f"{person.tag}-3", line1=person.line1_new, paid="35.50")
+    fourth = _upsert(channel, person, number=f"{person.tag}-4", line1=person.line1_new, paid="18.20")
     order_services.customer_message_record(
         channel=channel,
         order_number=first.number,
@@ -164,6 +166,17 @@ def history(person: Person, staff) -> Customer:
     services.payout_approve(payout_id=payout.pk, actor=staff["finance"])
     services.payout_execute(payout_id=payout.pk)
     assert RefundRequest.objects.get(pk=paid_id).state == RefundRequest.State.REFUNDED
+
+    # refunded as store credit: a wallet entry
+    credit_id = _submit(fourth, person, reason="size_fit", kind="refund_only", method="store_credit")
+    credit = RefundRequest.objects.get(pk=credit_id)
+    if credit.state == RefundRequest.State.UNDER_REVIEW:
+        services.refund_approve(refund_id=credit_id, actor=staff["support"])
+    payout = RefundRequest.objects.get(pk=credit_id).payouts.get()
+    services.payout_approve(payout_id=payout.pk, actor=staff["finance"])
+    services.payout_execute(payout_id=payout.pk)
+    assert RefundRequest.objects.get(pk=credit_id).state == RefundRequest.State.REFUNDED
+    assert WalletEntry.objects.filter(customer_id=credit.customer_id, amount=Decimal("18.20")).exists()
 
     # asked, answered, rejected
     asked_id = _submit(second, person, reason="not_as_described")
@@ -238,8 +251,10 @@ def test_after_erasure_no_table_holds_the_customers_personal_data(two_customers,
     # ... and every amount of every table adds up to what it did
     assert money_sums() == sums
     zhao.refresh_from_db()
-    assert zhao.anonymized_at is not None and zhao.orders.count() == 3
-    assert RefundRequest.objects.get(customer=zhao, state="refunded").amount_paid == Decimal("59.90")
+    assert zhao.anonymized_at is not None and zhao.orders.count() == 4
+    assert WalletEntry.objects.get(customer=zhao).amount == Decimal("18.20")
+    paid = RefundRequest.objects.filter(customer=zhao, state="refunded").values_list("amount_paid", flat=True)
+    assert sorted(paid) == [Decimal("18.20"), Decimal("59.90")]
     assert set(CustomerMessage.objects.filter(customer=zhao).values_list("body", flat=True)) == {ERASED}
     # nothing more goes out to them
     assert not Notification.objects.filter(refund__customer=zhao, status__in=["pending", "failed"]).exists()
@@ -399,3 +414,37 @@ def test_the_retention_sweeper_is_scheduled_nightly(db):
 
     schedule = Schedule.objects.get(func="orders.tasks.anonymize_inactive_customers")
     assert schedule.schedule_type == Schedule.DAILY and schedule.repeats == -1
+
+
+# --- accounts linked by a phone ------------------------------------------------------------
+
+
+def test_a_shared_phone_loses_this_customers_words_from_the_others_evidence_and_unlinks_their_risk(
+    staff, django_capture_on_commit_callbacks
+):
+    from risk.models import RiskProfile
+    from tests.factories import CustomerFactory, OrderFactory
+
+    phone = "+8613655556666"
+    leaving = CustomerFactory(name="Li Leaving", phone=phone)
+    staying = CustomerFactory(name="Wu Staying", phone=phone, channel=leaving.channel)
+    leaving_order = OrderFactory(customer=leaving, channel=leaving.channel)
+    staying_order = OrderFactory(customer=staying, channel=leaving.channel)
+    for order, body in [(leaving_order, "words of the leaving customer"), (staying_order, "words of the staying one")]:
+        order_services.customer_message_record(channel=order.channel, order_number=order.number, direction="in", body=body)
+    # the evidence reads messages by phone: the staying customer's report copies both
+    refund_id = _submit(staying_order, Person("WS", "Wu Staying", phone, ""), reason="not_as_described")
+    bodies = [m["body"] for m in RefundRequest.objects.get(pk=refund_id).evidence["messages"]]
+    assert "words of the leaving customer" in bodies
+    risk_services.recompute_customer(customer_id=staying.pk)
+    assert RiskProfile.objects.get(customer=staying).shared_phone_accounts == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        customer_anonymize(customer_id=leaving.pk, actor=SYSTEM)
+
+    assert rows_containing("words of the leaving customer") == {}
+    bodies = [m["body"] for m in RefundRequest.objects.get(pk=refund_id).evidence["messages"]]
+    assert "words of the staying one" in bodies and ERASED in bodies
+    # the erased phone no longer links them (recomputed after commit)
+    assert RiskProfile.objects.get(customer=staying).shared_phone_accounts == 0
+    assert Customer.objects.get(pk=staying.pk).phone == phone
