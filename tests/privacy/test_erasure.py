@@ -200,8 +200,15 @@ def history(person: Person, staff) -> Customer:
 
 @pytest.fixture
 def staff(db):
-    from refunds.models import RefundPolicy  # noqa: F401 - the default policy comes with the migrations
+    from notifications.models import MessageTemplate
 
+    # Made by a migration; a database a transactional test flushed has lost it.
+    MessageTemplate.objects.get_or_create(
+        event="watchlist_hit",
+        channel="staff",
+        language="en",
+        defaults={"subject": "{{ refund_number }}", "body": "{{ refund_number }} is from {{ customer_name }} (watch list)"},
+    )
     return {
         "support": Actor.for_user(UserFactory(username="erase-support", role="support")),
         "warehouse": Actor.for_user(UserFactory(username="erase-warehouse", role="warehouse")),
