@@ -26,14 +26,17 @@ def refuse(field: str, sentence: str):
     raise DomainValidationError({field: [sentence]})
 
 
+def too_big(size: int, limit: int) -> str | None:
+    """The sentence refusing a file of `size` bytes above `limit`, or None."""
+    if size <= limit:
+        return None
+    return _("The file is %(size)s; the limit is %(limit)s.") % {"size": filesizeformat(size), "limit": filesizeformat(limit)}
+
+
 def check_size(upload, *, limit: int, field: str) -> None:
     """Refuse `upload` above `limit` bytes, before anything reads it."""
-    if upload.size > limit:
-        refuse(
-            field,
-            _("The file is %(size)s; the limit is %(limit)s.")
-            % {"size": filesizeformat(upload.size), "limit": filesizeformat(limit)},
-        )
+    if sentence := too_big(upload.size, limit):
+        refuse(field, sentence)
 
 
 def clean_photo(upload, *, field: str = "photo") -> ContentFile:
