@@ -235,7 +235,7 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     @admin.display(description=_("number"), ordering="pk")
     def number_link(self, obj):
         url = reverse("admin:refunds_refundrequest_change", args=[obj.pk])
-        return format_html('<a href="{}" style="white-space: nowrap">{}</a>', url, obj.number)
+        return format_html('<a href="{}" class="rd-nowrap">{}</a>', url, obj.number)
 
     @admin.display(description=_("age"), ordering="created_at")
     def age(self, obj):
