@@ -8,13 +8,15 @@ plain HTTP).
 """
 
 from config.settings import *  # noqa: F403
-from config.settings import NOTIFICATIONS, PAYMENT_GATEWAY
+from config.settings import EMAIL_BACKEND, NOTIFICATIONS, PAYMENT_GATEWAY
 
 # Not a secret: a key for test databases only, long enough for Django's and our check.
 SECRET_KEY = "tests-only-key-never-deployed-0123456789-abcdefghijklmnopqrstuvwxyz"  # noqa: S105
-PAYMENT_GATEWAY = {**PAYMENT_GATEWAY, "BACKEND": "refunds.gateways.simulated.SimulatedGateway"}
-NOTIFICATIONS = {**NOTIFICATIONS, "SMS_BACKEND": "notifications.backends.sms.ConsoleBackend"}
-EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# The stand-ins, unless the environment names another backend (the e2e tests start clusters
+# with a fake SMS provider this way).
+PAYMENT_GATEWAY = {**PAYMENT_GATEWAY, "BACKEND": PAYMENT_GATEWAY["BACKEND"] or "refunds.gateways.simulated.SimulatedGateway"}
+NOTIFICATIONS = {**NOTIFICATIONS, "SMS_BACKEND": NOTIFICATIONS["SMS_BACKEND"] or "notifications.backends.sms.ConsoleBackend"}
+EMAIL_BACKEND = EMAIL_BACKEND or "django.core.mail.backends.console.EmailBackend"
 
 SECURE_SSL_REDIRECT = False
 SECURE_HSTS_SECONDS = 0
