@@ -275,8 +275,14 @@ IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 5 * 1024 * 1024)
 IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 10_000)
 # What an XLSX may unpack to (the sum of its parts' sizes), checked before a byte is unpacked.
 IMPORT_MAX_UNPACKED_BYTES = env_int("IMPORT_MAX_UNPACKED_BYTES", 50 * 1024 * 1024)
-# Django streams a file bigger than this to a temporary file instead of memory.
+# Django keeps an upload up to this in memory, a bigger one in a temporary file, of which our
+# handler keeps at most the largest cap above: the rest is counted, so the file is refused with
+# its real size, and never stored.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "config.uploads.CappedUploadHandler",
+]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["orders.api.authentication.ChannelKeyAuthentication"],

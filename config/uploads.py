@@ -12,6 +12,7 @@ import uuid
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -20,6 +21,31 @@ from config.errors import DomainValidationError
 
 # Pillow's format name → the extension we store it under. HEIC needs a plugin we don't ship.
 PHOTO_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+
+
+def upload_max_bytes() -> int:
+    """The most any upload may be: the largest of the caps."""
+    return max(settings.PHOTO_MAX_BYTES, settings.IMPORT_MAX_BYTES)
+
+
+class CappedUploadHandler(TemporaryFileUploadHandler):
+    """Django's temporary-file handler keeping at most `upload_max_bytes()` of a file on disk.
+
+    The rest of an oversized file is read off the connection and counted, not kept, so the
+    file's `size` is the real one and the cap check refuses it with its true size, while 40 MB
+    of noise never reaches the disk."""
+
+    def new_file(self, *args, **kwargs):
+        super().new_file(*args, **kwargs)
+        self.kept = 0
+        self.limit = upload_max_bytes()
+
+    def receive_data_chunk(self, raw_data, start):
+        room = self.limit - self.kept
+        if room > 0:
+            self.file.write(raw_data[:room])
+            self.kept += min(room, len(raw_data))
+        return None  # the file_size Django passes to file_complete counts every byte received
 
 
 def refuse(field: str, sentence: str):

@@ -301,3 +301,35 @@ def test_inspection_before_the_parcel_is_received_is_refused(wh):
     assert response.status_code == 200
     assert "only a received parcel is inspected" in response.content.decode()
     assert not Inspection.objects.filter(request=refund).exists()
+
+
+def test_an_upload_far_over_the_cap_is_refused_with_its_size_and_never_reaches_the_disk(wh, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    settings.PHOTO_MAX_BYTES = settings.IMPORT_MAX_BYTES = 100_000
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 10_000  # so the file goes through the temporary-file handler
+    refund = awaiting_return_request()
+    noise = bytes(range(256)) * (3 * 1024 * 1024 // 256)  # 3 MB of noise called huge.png
+
+    response = _inspect_with(wh, refund, "huge.png", noise, "image/png")
+
+    assert "The file is 3.0\xa0MB; the limit is 97.7\xa0KB." in response.content.decode()
+    assert not Inspection.objects.filter(request=refund).exists()
+    assert stored_files(tmp_path / "media") == []
+
+
+def test_the_upload_handler_keeps_at_most_the_cap_and_counts_the_rest(settings, tmp_path):
+    from config.uploads import CappedUploadHandler
+
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    settings.PHOTO_MAX_BYTES = settings.IMPORT_MAX_BYTES = 1000
+    handler = CappedUploadHandler()
+    handler.new_file("photo", "huge.png", "image/png", None)
+    for start in range(0, 64 * 1024, 4096):
+        handler.receive_data_chunk(b"x" * 4096, start)
+
+    upload = handler.file_complete(64 * 1024)
+
+    assert upload.size == 64 * 1024  # what arrived, so the cap check refuses it
+    assert Path(upload.temporary_file_path()).stat().st_size == 1000  # what was kept
+    upload.close()
