@@ -19,10 +19,13 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 setup: $(VENV)/.installed
 
 ## make demo: set up, migrate, load demo data (SQLite by default) and run web + django-q2 cluster.
+# The demo runs with DEBUG on: the repository's key, the simulated gateway and the console
+# SMS and e-mail backends, which a process with DEBUG off refuses to start with (docs/deploy.md).
+DEMO_ENV := DEBUG=1
 demo: setup
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo --if-empty
-	$(BIN)/python manage.py run_demo --host $(HOST) --port $(PORT)
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
+	$(DEMO_ENV) $(BIN)/python manage.py seed_demo --if-empty
+	$(DEMO_ENV) $(BIN)/python manage.py run_demo --host $(HOST) --port $(PORT)
 
 # The admin's browser tests drive Debian's Chromium (Playwright's own download is not used);
 # the CJK font lets the Chinese admin's screenshots show characters instead of boxes.

@@ -6,12 +6,19 @@ This resource only parses cells; `orders.services_import.order_import_rows` chec
 as a whole and creates the orders, so the file is imported entirely or not at all.
 """
 
+import csv
+import io
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 
+import openpyxl
+import tablib
+from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
@@ -21,6 +28,7 @@ from import_export.instance_loaders import BaseInstanceLoader
 from import_export.results import Result
 
 from config.actors import Actor
+from config.uploads import too_big
 from orders.models import Channel
 from orders.services_import import ImportLine, OrderImportError, order_import_rows
 
@@ -43,17 +51,71 @@ COLUMNS = [
 ]
 OPTIONAL = {"customer_name", "customer_phone", "name", "shipping_fee"}
 FORMATS = {"csv": base_formats.CSV, "xlsx": base_formats.XLSX}
-MAX_ROWS = 50_000
 
 
 class ImportFileError(Exception):
     """The file as a whole can't be read: not a spreadsheet, wrong columns, empty."""
 
 
+def _too_many_rows() -> ImportFileError:
+    limit = settings.IMPORT_MAX_ROWS
+    return ImportFileError(_("The file has more than %(max)d rows; import at most %(max)d at a time.") % {"max": limit})
+
+
+def _capped(rows):
+    """`rows` (the header first), refused at the first row past IMPORT_MAX_ROWS, blank ones
+    included: the rest of the file is never read."""
+    limit = settings.IMPORT_MAX_ROWS
+    for i, row in enumerate(rows):
+        if i > limit:
+            raise _too_many_rows()
+        yield row
+
+
+def _csv_dataset(text: str) -> tablib.Dataset:
+    """tablib's CSV reading (short rows padded, empty ones skipped), row by row under the cap."""
+    dataset = tablib.Dataset()
+    for i, row in enumerate(_capped(csv.reader(io.StringIO(text)))):
+        if i == 0:
+            dataset.headers = row
+        elif row:
+            dataset.append(row + [""] * (dataset.width - len(row)))
+    return dataset
+
+
+def _xlsx_dataset(content: bytes) -> tablib.Dataset:
+    """import-export's XLSX reading (the active sheet, values not formulas, blank rows
+    skipped), streamed: openpyxl's read-only mode parses the sheet as it is iterated, so a
+    sheet of a million rows stops at the cap instead of being loaded."""
+    # An XLSX is a zip: what its parts unpack to is declared in the directory, and zipfile
+    # never unpacks more than that, so a bomb is refused before anything is unpacked.
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        unpacked = sum(info.file_size for info in archive.infolist())
+    if unpacked > settings.IMPORT_MAX_UNPACKED_BYTES:
+        raise ImportFileError(
+            _("The workbook unpacks to %(size)s; the limit is %(limit)s.")
+            % {"size": filesizeformat(unpacked), "limit": filesizeformat(settings.IMPORT_MAX_UNPACKED_BYTES)}
+        )
+    book = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    try:
+        dataset = tablib.Dataset()
+        for i, row in enumerate(_capped(book.active.iter_rows(values_only=True))):
+            if i == 0:
+                dataset.headers = list(row)
+            elif any(value is not None for value in row):
+                dataset.append(list(row))
+        return dataset
+    finally:
+        book.close()
+
+
 def read_dataset(content: bytes, fmt: str):
-    """The upload as a tablib Dataset with normalised headers, or ImportFileError."""
+    """The upload as a tablib Dataset with normalised headers, or ImportFileError. Refused
+    above IMPORT_MAX_BYTES before it is parsed, and past IMPORT_MAX_ROWS while it is read."""
     if fmt not in FORMATS:
         raise ImportFileError(_("Unsupported format '%(fmt)s': use .xlsx or .csv.") % {"fmt": fmt})
+    if sentence := too_big(len(content), settings.IMPORT_MAX_BYTES):
+        raise ImportFileError(sentence)
     if fmt == "csv":
         try:
             text = content.decode("utf-8-sig")
@@ -62,12 +124,16 @@ def read_dataset(content: bytes, fmt: str):
         if not text.strip():
             raise ImportFileError(_("The file is empty."))
         try:
-            dataset = FORMATS["csv"]().create_dataset(text)
+            dataset = _csv_dataset(text)
+        except ImportFileError:
+            raise
         except Exception:
             raise ImportFileError(_("This file can't be read as CSV."))
     else:
         try:
-            dataset = FORMATS["xlsx"]().create_dataset(content)
+            dataset = _xlsx_dataset(content)
+        except ImportFileError:
+            raise
         except Exception:
             # openpyxl raises zipfile, KeyError or XML errors for a file that merely ends in .xlsx
             raise ImportFileError(_("This file is not a valid .xlsx workbook."))
@@ -89,10 +155,6 @@ def read_dataset(content: bytes, fmt: str):
     dataset.headers = headers
     if not len(dataset):
         raise ImportFileError(_("The file has no rows."))
-    if len(dataset) > MAX_ROWS:
-        raise ImportFileError(
-            _("The file has %(n)d rows; import at most %(max)d at a time.") % {"n": len(dataset), "max": MAX_ROWS}
-        )
     return dataset
 
 

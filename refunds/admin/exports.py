@@ -55,7 +55,7 @@ class ExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             url = reverse("admin:refunds_export_download", args=[obj.pk])
             return format_html('<a class="button" href="{}">{}</a>', url, _("Download"))
         if obj.state == Export.State.FAILED:
-            return format_html('<span class="errornote" style="display:inline">{}</span>', obj.error)
+            return format_html('<span class="errornote rd-inline">{}</span>', obj.error)
         return "—"
 
     def get_urls(self):

@@ -35,6 +35,7 @@ from openpyxl import Workbook
 from config.actors import Actor
 from config.admin_kit import LargeTableAdmin, ReadOnlyAdminMixin
 from config.q2 import enqueue_on_commit
+from config.uploads import too_big
 from orders.resources import COLUMNS, FORMATS, import_orders
 from orders.services_import import PERM_IMPORT as PERM_IMPORT_ORDERS
 from refunds import exports, reconciliation, selectors_finance, services
@@ -658,6 +659,13 @@ class ImportOrdersForm(forms.Form):
         label=gettext_lazy("XLSX or CSV file"),
         help_text=format_lazy(gettext_lazy("One row per order line; columns: {}"), ", ".join(COLUMNS)),
     )
+
+    def clean_file(self):
+        # Refused on its size before a byte of it is read or parsed (IMPORT_MAX_BYTES).
+        upload = self.cleaned_data["file"]
+        if sentence := too_big(upload.size, settings.IMPORT_MAX_BYTES):
+            raise forms.ValidationError(sentence)
+        return upload
 
 
 # The file between preview and confirm: a temp file named by a random token and the user's id,

@@ -235,7 +235,7 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     @admin.display(description=_("number"), ordering="pk")
     def number_link(self, obj):
         url = reverse("admin:refunds_refundrequest_change", args=[obj.pk])
-        return format_html('<a href="{}" style="white-space: nowrap">{}</a>', url, obj.number)
+        return format_html('<a href="{}" class="rd-nowrap">{}</a>', url, obj.number)
 
     @admin.display(description=_("age"), ordering="created_at")
     def age(self, obj):
@@ -343,12 +343,13 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         return HttpResponseRedirect(page)
 
     def photo_view(self, request, object_id):
-        """The warehouse's inspection photo, to whoever may open the request's page. Uploads
-        are never served from MEDIA_URL: nothing routes it, so only this view hands them out."""
+        """The warehouse's inspection photo, to whoever may see the inspection (the warehouse that
+        took it, support) or open the request's page. Uploads are never served from MEDIA_URL:
+        nothing routes it, so only this view hands them out, read through the storage."""
         inspection = Inspection.objects.filter(request_id=object_id).select_related("request").first()
         if inspection is None or not inspection.photo:
             raise Http404
-        if not self.has_view_permission(request, inspection.request):
+        if not (request.user.has_perm(perms.VIEW_INSPECTION) or self.has_view_permission(request, inspection.request)):
             raise PermissionDenied
         name = Path(inspection.photo.name).name
         # Shown in the browser only if it is a picture; anything else (the upload is any file)
