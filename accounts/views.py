@@ -2,9 +2,9 @@
 verification, recovery codes, and their sessions. Each makes one call into accounts.services."""
 
 from base64 import b32encode
-from io import BytesIO
 
 import django_otp
+import segno
 from axes.helpers import get_cool_off, get_failure_limit
 from django.conf import settings
 from django.contrib import admin, messages
@@ -19,7 +19,6 @@ from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_POST
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from django_otp.qr import write_qrcode_image
 
 from accounts import selectors, services, sessions
 from accounts.forms import CodeForm
@@ -33,8 +32,12 @@ def _next(request) -> str:
     return reverse("admin:index")
 
 
-def _render(request, template, title, status=200, **context):
-    return TemplateResponse(request, template, {**admin.site.each_context(request), "title": title, **context}, status=status)
+def _render(request, template, title, status=200, sidebar=True, **context):
+    context = {**admin.site.each_context(request), "title": title, **context}
+    if not sidebar:
+        # Enrolment and the code page: the sidebar's links would lead back here until it is done.
+        context["is_nav_sidebar_enabled"] = False
+    return TemplateResponse(request, template, context, status=status)
 
 
 def two_factor(request):
@@ -77,18 +80,17 @@ def enrol(request):
                 )
             form.add_error("code", gettext("That code is not right. Check the time on your phone and try the newest code."))
         status = 400
-    qr = BytesIO()
-    write_qrcode_image(device.config_url, qr)
     secret = b32encode(device.bin_key).decode()
     return _render(
         request,
         "accounts/enrol.html",
         gettext("Set up two-factor authentication"),
         status=status,
+        sidebar=False,
         form=form,
         required=state.required,
-        # segno's own SVG of our otpauth:// URL: no user input in it.
-        qr_svg=mark_safe(qr.getvalue().decode()),  # noqa: S308
+        # segno's SVG of our own otpauth:// URL (no user input in it), big enough to scan.
+        qr_svg=mark_safe(segno.make(device.config_url, error="m").svg_inline(scale=5, border=2)),  # noqa: S308
         secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
         next=_next(request),
     )
@@ -132,7 +134,13 @@ def verify(request):
             form.add_error("code", gettext("That code is not right, or was used already. Wait for a new code and try again."))
         status = 400
     return _render(
-        request, "accounts/verify.html", gettext("Two-factor authentication"), status=status, form=form, next=_next(request)
+        request,
+        "accounts/verify.html",
+        gettext("Two-factor authentication"),
+        status=status,
+        sidebar=False,
+        form=form,
+        next=_next(request),
     )
 
 
