@@ -244,7 +244,7 @@ SESSION_ACTIVITY_SECONDS = env_int("SESSION_ACTIVITY_SECONDS", 60)
 # Sign-in lockout (django-axes): AXES_FAILURE_LIMIT failed sign-ins for one user name, or
 # from one address, lock sign-in for that user name or address (even with the right
 # password) for AXES_COOLOFF_MINUTES; each failure while locked starts the wait again. An
-# administrator unlocks sooner under Staff accounts → Access attempts. Behind a proxy set
+# administrator unlocks sooner under Axes → Access attempts (accounts/admin.py). Behind a proxy set
 # AXES_CLIENT_IP_CALLABLE (or install django-ipware), or every client is the proxy's address.
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30))
