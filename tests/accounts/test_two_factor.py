@@ -165,3 +165,18 @@ def test_the_rule_and_its_query_form_agree(db):
     users.append(UserFactory(username="nobody"))
     by_query = set(User.objects.filter(two_factor_required_expression()).values_list("username", flat=True))
     assert by_query == {u.username for u in users if two_factor_required(u)} == {"finance", "root"}
+
+
+@pytest.mark.parametrize("who", ["support", "finance"])
+def test_the_second_factor_costs_an_admin_request_one_query(client, who):
+    """Unverified (support without 2FA): one EXISTS query. Verified (finance): django-otp's device lookup."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(UserFactory(username="u", role=who))
+    if who == "finance":
+        _enrol(client)
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(reverse("admin:index")).status_code == 200
+    otp = [q["sql"] for q in ctx.captured_queries if "otp_totp" in q["sql"] or "otp_static" in q["sql"]]
+    assert len(otp) == 1, otp
