@@ -7,6 +7,7 @@ django-q2 ORM broker, so a newcomer's first run needs nothing installed.
 
 import os
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -82,6 +83,12 @@ INSTALLED_APPS = [
     "refunds.gateways.simulated",
     "risk",
     "notifications",
+    # Staff accounts (issue 18): sign-in lockout, two-factor authentication, sessions.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -95,8 +102,20 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): the session's second factor (one lookup when it has one).
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.SessionActivityMiddleware",
+    "accounts.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into its 429 page.
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes first: it refuses a locked-out sign-in before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -283,6 +302,34 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "config.uploads.CappedUploadHandler",
 ]
+
+# Staff sessions (accounts/sessions.py): in the database with who, from where and when, so
+# each person can see and end theirs. A session unused for SESSION_IDLE_MINUTES ends (Django
+# counts SESSION_COOKIE_AGE from the session's last save); an active one is saved at most once
+# per SESSION_ACTIVITY_SECONDS, which is also how precise "last seen" and the timeout are.
+# Expired rows are deleted by the hourly schedule `accounts.tasks.prune_sessions`.
+SESSION_ENGINE = "accounts.sessions"
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_MINUTES", 8 * 60) * 60
+SESSION_ACTIVITY_SECONDS = env_int("SESSION_ACTIVITY_SECONDS", 60)
+
+# Sign-in lockout (django-axes): AXES_FAILURE_LIMIT failed sign-ins for one user name, or
+# from one address, lock sign-in for that user name or address (even with the right
+# password) for AXES_COOLOFF_MINUTES; each failure while locked starts the wait again. An
+# administrator unlocks sooner under Axes → Access attempts (accounts/admin.py). Behind a proxy set
+# AXES_CLIENT_IP_CALLABLE (or install django-ipware), or every client is the proxy's address.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_ENABLE_ADMIN = False  # accounts/admin.py has the administrators' screen, with "unlock"
+AXES_DISABLE_ACCESS_LOG = True  # who is signed in is the sessions table; successes need no second log
+AXES_VERBOSE = False
+
+# Two-factor authentication (django-otp, TOTP + one-time recovery codes): required for the
+# roles of refunds.roles.TWO_FACTOR_ROLES and for superusers, optional for the others.
+OTP_TOTP_ISSUER = "Refund Desk"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["orders.api.authentication.ChannelKeyAuthentication"],
