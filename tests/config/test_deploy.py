@@ -18,7 +18,17 @@ from tests.conftest import BASE_DIR
 
 DEPLOY_DOC = BASE_DIR / "docs" / "deploy.md"
 # What a developer's shell or CI may have set that would change the answer.
-UNSET = ["DEBUG", "SECRET_KEY", "PAYMENT_GATEWAY_BACKEND", "NOTIFY_SMS_BACKEND", "EMAIL_BACKEND", "DJANGO_SETTINGS_MODULE"]
+# What the test run's own environment must not lend a production start (the browser tests set
+# DJANGO_ALLOW_ASYNC_UNSAFE for Playwright in this process, which check --deploy rightly flags).
+UNSET = [
+    "DEBUG",
+    "SECRET_KEY",
+    "PAYMENT_GATEWAY_BACKEND",
+    "NOTIFY_SMS_BACKEND",
+    "EMAIL_BACKEND",
+    "DJANGO_SETTINGS_MODULE",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+]
 
 
 def documented_env() -> dict[str, str]:
