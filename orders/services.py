@@ -92,7 +92,7 @@ def order_upsert(
             errors["payment"] = [
                 f"{paid_total} is less than what is already refunded or held ({order.refunded_total + order.held_total})."
             ]
-        _upsert_lines(order, data["lines"], errors)
+        _upsert_lines(order, data["lines"], errors, created=created)
         if errors:
             raise DomainValidationError(errors)
 
@@ -111,9 +111,10 @@ def order_upsert(
         if changed:
             order.save(update_fields=[*changed, "updated_at"])
         if payment:
-            _upsert_payment(order, payment)
+            _upsert_payment(order, payment, created=created)
         shipments = _upsert_shipments(order, data.get("shipments") or [])
-        _move_forward(order, actor=actor, paid=bool(payment), shipments=shipments, note=note)
+        paid_at = payment.get("paid_at") if payment else None
+        _move_forward(order, actor=actor, paid=bool(payment), paid_at=paid_at, shipments=shipments, note=note, created=created)
         customer_id = customer.pk
         transaction.on_commit(lambda: customer_changed.send(sender=Customer, customer_id=customer_id))
     order.refresh_from_db()
@@ -175,8 +176,11 @@ def _upsert_address(order: Order, customer: Customer, data: dict) -> bool:
     return True
 
 
-def _upsert_lines(order: Order, lines: list[dict], errors: dict) -> None:
-    existing = {line.sku: line for line in OrderLine.objects.select_for_update().filter(order=order).order_by("pk")}
+def _upsert_lines(order: Order, lines: list[dict], errors: dict, *, created: bool) -> None:
+    # An order made in this transaction has no lines yet: nothing to lock or compare.
+    existing = (
+        {} if created else {line.sku: line for line in OrderLine.objects.select_for_update().filter(order=order).order_by("pk")}
+    )
     problems: list[str] = []
     to_create, to_update = [], []
     for i, data in enumerate(lines):
@@ -217,9 +221,9 @@ def _upsert_lines(order: Order, lines: list[dict], errors: dict) -> None:
         OrderLine.objects.bulk_create(to_create)
 
 
-def _upsert_payment(order: Order, data: dict) -> None:
+def _upsert_payment(order: Order, data: dict, *, created: bool) -> None:
     values = {"method": data["method"], "reference": data["reference"], "amount": data["amount"], "paid_at": data.get("paid_at")}
-    payment = Payment.objects.filter(order=order).first()
+    payment = None if created else Payment.objects.filter(order=order).first()
     if payment is None:
         Payment.objects.create(order=order, **values)
     elif any(getattr(payment, k) != v for k, v in values.items()):
@@ -281,10 +285,12 @@ def _match_kept_events(shipment: Shipment) -> None:
     shipment.save(update_fields=["last_status", "delivered_at"])
 
 
-def _move_forward(order: Order, *, actor: Actor, paid: bool, shipments: list[Shipment], note: str) -> None:
+def _move_forward(
+    order: Order, *, actor: Actor, paid: bool, paid_at, shipments: list[Shipment], note: str, created: bool
+) -> None:
     if order.state not in _RANK:
         return
-    all_shipments = shipments or list(order.shipments.all())
+    all_shipments = shipments or ([] if created else list(order.shipments.all()))
     target = Order.State.PAID if paid else order.state
     if any(s.shipped_at or s.last_status for s in all_shipments):
         target = Order.State.SHIPPED
@@ -294,7 +300,7 @@ def _move_forward(order: Order, *, actor: Actor, paid: bool, shipments: list[Shi
     shipped = [s.shipped_at for s in all_shipments if s.shipped_at]
     at = {"pay": order.paid_at, "ship": min(shipped) if shipped else None, "deliver": max(delivered) if delivered else None}
     if paid and at["pay"] is None:
-        at["pay"] = Payment.objects.filter(order=order).values_list("paid_at", flat=True).first()
+        at["pay"] = paid_at
     for action, state in _STEPS:
         if _RANK[order.state] < _RANK[state] <= _RANK.get(target, 0):
             order = order_transition(order_id=order.pk, actor=actor, action=action, at=at[action], note=note)
