@@ -277,7 +277,7 @@ REFUND_DESK = {
 # message is `dead` and waits for a person in the admin. A row left in `sending` longer than
 # STUCK_SENDING_SECONDS (a worker died) is sent again with the same idempotency key, so keep
 # it well above SMS_TIMEOUT_SECONDS.
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "notifications.backends.email.ConsoleBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Refund Desk <refunds@localhost>")
 NOTIFICATIONS = {
     "SMS_BACKEND": env_str("NOTIFY_SMS_BACKEND", "notifications.backends.sms.ConsoleBackend"),
@@ -313,10 +313,39 @@ IMPORT_EXPORT_IMPORT_IGNORE_BLANK_LINES = True
 EXPORT_INLINE_MAX_ROWS = env_int("EXPORT_INLINE_MAX_ROWS", 20_000)
 EXPORT_TIMEOUT = env_int("EXPORT_TIMEOUT", 900)
 EXPORT_KEEP_DAYS = env_int("EXPORT_KEEP_DAYS", 7)
+# Erasure (orders.services_erasure): a customer with nothing of theirs touched for this many
+# days — no order, message, address change or refund request — has their personal data
+# replaced by the nightly retention sweeper, as `customer_anonymize` does. 0 turns it off.
+# Three years: what China's E-commerce Law asks a merchant to keep transaction records for.
+CUSTOMER_RETENTION_DAYS = env_int("CUSTOMER_RETENTION_DAYS", 3 * 365)
 
+# Every handler masks phone numbers and e-mail addresses (config.pii.RedactPII). Django's own
+# loggers are listed as Django's DEFAULT_LOGGING sets them, so that they too write through
+# masking handlers (runserver's request lines carry search terms in their URLs).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "pii": {"()": "config.pii.RedactPII"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "require_debug_true": {"()": "django.utils.log.RequireDebugTrue"},
+    },
+    "formatters": {
+        "django.server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["pii"]},
+        "debug_console": {"level": "INFO", "class": "logging.StreamHandler", "filters": ["require_debug_true", "pii"]},
+        "django.server": {"level": "INFO", "class": "logging.StreamHandler", "formatter": "django.server", "filters": ["pii"]},
+        "mail_admins": {
+            "level": "ERROR",
+            "class": "django.utils.log.AdminEmailHandler",
+            "filters": ["require_debug_false", "pii"],
+        },
+    },
+    "loggers": {
+        "django": {"handlers": ["debug_console", "mail_admins"], "level": "INFO"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
 }

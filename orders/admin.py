@@ -15,21 +15,26 @@ from pathlib import Path
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import format_lazy
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from config.actors import Actor
 from config.admin_kit import LargeTableAdmin, ReadOnlyAdminMixin
-from orders.masking import email_for, phone_for, reference_for
+from config.errors import DomainError
+from orders import services_erasure
+from orders.masking import email_for, lookup_touches_masked, may_search_last_four, may_search_masked, phone_for, reference_for
 from orders.models import Channel, Customer, Order, OrderLine
 from orders.resources import COLUMNS, FORMATS, channel_names, import_orders, import_template
+from orders.services_erasure import PERM_ANONYMIZE
 from orders.services_import import PERM_IMPORT
 
 
@@ -47,6 +52,48 @@ class ViewerMixin:
         if obj is not None:
             obj._viewer = request.user
         return obj
+
+
+class MaskedSearchMixin:
+    """Search and filter by phone only for the roles that see phones (orders.masking).
+
+    `phone_search_field` (e.g. "customer__phone") joins `search_fields` for them; for the
+    masked roles a term of exactly four digits finds phones ending in them when
+    `last_four_search` is on (those digits are shown to them anyway), and nothing longer
+    or shorter searches the phone. A list filter in the URL on a masked column
+    (`?phone__startswith=1381234`) is refused for them like any lookup the admin does not
+    offer (400).
+    """
+
+    phone_search_field: str | None = None
+    last_four_search = False
+
+    def get_search_fields(self, request):
+        fields = list(super().get_search_fields(request))
+        if self.phone_search_field and may_search_masked(request.user):
+            fields.append(self.phone_search_field)
+        return fields
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if (
+            self.phone_search_field
+            and self.last_four_search
+            and LAST_FOUR.fullmatch(term)
+            and not may_search_masked(request.user)
+            and may_search_last_four(request.user)
+        ):
+            results = results | queryset.filter(**{f"{self.phone_search_field}__endswith": term})
+        return results, may_have_duplicates
+
+    def lookup_allowed(self, lookup, value, request=None):
+        if request is not None and not may_search_masked(request.user) and lookup_touches_masked(self.model, lookup):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+
+LAST_FOUR = re.compile(r"\d{4}")
 
 
 def _viewer(obj):
@@ -68,7 +115,7 @@ class OrderLineInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(ReadOnlyAdminMixin, LargeTableAdmin, ViewerMixin, admin.ModelAdmin):
+class OrderAdmin(MaskedSearchMixin, ReadOnlyAdminMixin, LargeTableAdmin, ViewerMixin, admin.ModelAdmin):
     list_display = ["number", "channel", "customer_name", "state", "paid_total", "refunded_total", "placed_at"]
     list_filter = ["channel", "state"]
     list_select_related = ["channel", "customer"]
@@ -245,19 +292,72 @@ def _staged_remove(user_id: int, token: str, fmt: str) -> None:
 
 
 @admin.register(Customer)
-class CustomerAdmin(ReadOnlyAdminMixin, LargeTableAdmin, ViewerMixin, admin.ModelAdmin):
+class CustomerAdmin(MaskedSearchMixin, ReadOnlyAdminMixin, LargeTableAdmin, ViewerMixin, admin.ModelAdmin):
     list_display = ["display_name", "channel", "external_id", "masked_phone", "masked_email", "created_at"]
     list_filter = ["channel"]
     list_select_related = ["channel"]
     search_fields = ["external_id"]
-    search_help_text = _("A customer id (exact).")
+    search_help_text = _("A customer id, or for those who see phones a phone number (exact).")
     ordering = ["-id"]
-    fields = ["display_name", "channel", "external_id", "masked_phone", "masked_email", "language", "sms_opt_out", "created_at"]
+    fields = [
+        "display_name",
+        "channel",
+        "external_id",
+        "masked_phone",
+        "masked_email",
+        "language",
+        "sms_opt_out",
+        "created_at",
+        "anonymized_at",
+    ]
     readonly_fields = fields
+    actions = ["anonymize"]
+
+    def has_anonymize_permission(self, request):
+        return request.user.has_perm(PERM_ANONYMIZE)
+
+    @admin.action(description=_("Erase the personal data of the selected customers"), permissions=["anonymize"])
+    def anonymize(self, request, queryset):
+        """Asks once (erasure can't be undone), then one service call per customer."""
+        customers = list(queryset.order_by("pk")[:100])
+        if request.POST.get("confirmed") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/orders/customer/anonymize_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": _("Erase personal data?"),
+                    "opts": self.model._meta,
+                    "customers": customers,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        actor = Actor.for_user(request.user)
+        done = 0
+        for customer in customers:
+            try:
+                services_erasure.customer_anonymize(customer_id=customer.pk, actor=actor)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                done += 1
+                self.log_change(request, Customer.objects.get(pk=customer.pk), _("Personal data erased."))
+        if done:
+            self.message_user(
+                request,
+                ngettext("%d customer's personal data erased.", "%d customers' personal data erased.", done) % done,
+                messages.SUCCESS,
+            )
+        return None
 
     def get_search_results(self, request, queryset, search_term):
+        # Exact lookups on indexed columns only: a LIKE over every customer would scan the table.
         term = search_term.strip()
-        return (queryset.filter(external_id=term) if term else queryset), False
+        if not term:
+            return queryset, False
+        if may_search_masked(request.user):
+            return queryset.filter(Q(external_id=term) | Q(phone=term)), False
+        return queryset.filter(external_id=term), False
 
     @admin.display(description=_("name"))
     def display_name(self, obj):

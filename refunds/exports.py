@@ -18,6 +18,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
+from config.pii import redact
 from config.q2 import enqueue_on_commit
 from refunds import selectors_exports
 from refunds.models import Export
@@ -93,7 +94,7 @@ def export_write(*, export_id: int) -> str:
     except Exception as exc:  # recorded on the row: the user sees why, not "being written" forever
         logger.exception("export %s failed", export_id)
         Export.objects.filter(pk=export_id).update(
-            state=Export.State.FAILED, error=str(exc)[:1000] or type(exc).__name__, finished_at=timezone.now()
+            state=Export.State.FAILED, error=redact(str(exc))[:1000] or type(exc).__name__, finished_at=timezone.now()
         )
         return Export.State.FAILED
     Export.objects.filter(pk=export_id).update(

@@ -28,6 +28,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.actors import SYSTEM, Actor
+from config.pii import redact
 from notifications.services import notify_staff
 from refunds import permissions as perms
 from refunds.errors import ActionForbidden, RefundValidationError
@@ -76,7 +77,7 @@ def reconciliation_run(*, day: date, actor: Actor = SYSTEM) -> ReconciliationRun
     except Exception as exc:  # noqa: BLE001 - the run is recorded as failed, with the reason
         logger.exception("reconciliation of %s failed", day)
         ReconciliationRun.objects.filter(pk=run.pk).update(
-            state=ReconciliationRun.State.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
+            state=ReconciliationRun.State.FAILED, error=redact(f"{type(exc).__name__}: {exc}")[:2000], finished_at=timezone.now()
         )
         run.refresh_from_db()
         notify_staff(role="finance", event="reconciliation_failed", context={"day": day.isoformat(), "error": run.error})
