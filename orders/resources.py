@@ -13,6 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
+from io import BytesIO
 
 import openpyxl
 import tablib
@@ -22,10 +23,12 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from import_export import fields, resources
 from import_export.formats import base_formats
 from import_export.instance_loaders import BaseInstanceLoader
 from import_export.results import Result
+from openpyxl import Workbook
 
 from config.actors import Actor
 from config.uploads import too_big
@@ -51,6 +54,7 @@ COLUMNS = [
 ]
 OPTIONAL = {"customer_name", "customer_phone", "name", "shipping_fee"}
 FORMATS = {"csv": base_formats.CSV, "xlsx": base_formats.XLSX}
+MAX_QUANTITY = 1_000_000  # as the channel API's
 
 
 class ImportFileError(Exception):
@@ -187,6 +191,8 @@ def _quantity(value) -> int:
     text = _text(value)
     if not text.isdigit() or int(text) <= 0:
         raise ValueError(_("'%(value)s' is not a whole number above 0") % {"value": text})
+    if int(text) > MAX_QUANTITY:
+        raise ValueError(_("'%(value)s' is more than %(max)s") % {"value": text, "max": f"{MAX_QUANTITY:,}"})
     return int(text)
 
 
@@ -205,6 +211,12 @@ def _when(value) -> datetime:
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed)
     return parsed
+
+
+def channel_names(channels=None, limit: int = 30) -> str:
+    """The active channels' names, as a file may spell them (a long list is cut short)."""
+    names = sorted(channels or Channel.objects.filter(is_active=True).values_list("name", flat=True))
+    return ", ".join(names[:limit]) + (", …" if len(names) > limit else "") if names else "—"
 
 
 @dataclass
@@ -273,7 +285,10 @@ class OrderLineImportResource(resources.Resource):
                 elif column == "channel":
                     name = _text(value)
                     if name not in self._channels:
-                        raise ValueError(_("unknown channel '%(name)s'") % {"name": name})
+                        raise ValueError(
+                            _("unknown channel '%(name)s'; the channels are: %(channels)s")
+                            % {"name": name, "channels": channel_names(self._channels)}
+                        )
                     parsed[column] = self._channels[name]
                 else:
                     parsed[column] = _text(value)
@@ -324,3 +339,48 @@ def import_orders(*, content: bytes, fmt: str, actor: Actor, dry_run: bool) -> I
     result = resource.import_data(dataset, dry_run=dry_run, use_transactions=True, rollback_on_validation_errors=True)
     orders = len({(line.channel.pk, line.order_number) for line in resource.lines})
     return ImportOutcome(result=result, orders=orders, lines=len(resource.lines))
+
+
+# --- the template a person fills in --------------------------------------------------------
+
+# column → (what goes in it, an example)
+GUIDE = {
+    "order_number": (_lazy("The channel's order number; one order spans as many rows as it has lines."), "10001"),
+    "channel": (_lazy("A channel's name exactly as on the Channels page (see below)."), ""),
+    "customer_external_id": (_lazy("The channel's id of the customer."), "C-1001"),
+    "customer_name": (_lazy("Optional."), "王小明"),
+    "customer_phone": (_lazy("Optional; international format."), "+8613800000000"),
+    "placed_at": (_lazy("Date and time the order was placed (YYYY-MM-DD HH:MM, desk time zone)."), "2026-11-20 10:00"),
+    "currency": (_lazy("Three-letter code."), "CNY"),
+    "sku": (_lazy("The line's SKU; once per order."), "SKU-1"),
+    "name": (_lazy("Optional: the product's name."), "Mug"),
+    "quantity": (_lazy("Whole number above 0."), "2"),
+    "unit_price": (_lazy("Amount with at most 2 decimals."), "10.50"),
+    "shipping_fee": (_lazy("Optional, per order (repeat it on each of its rows); 0 when empty."), "5.00"),
+    "payment_method": (_lazy("How the customer paid."), "alipay"),
+    "payment_reference": (_lazy("The payment's reference."), "PAY-10001"),
+    "payment_amount": (_lazy("What was paid: the lines plus shipping."), "26.00"),
+}
+
+
+def import_template(fmt: str) -> bytes:
+    """An empty import file with the right columns; the XLSX one explains each column and
+    lists the channels on a second sheet (the import reads only the first)."""
+    if fmt == "csv":
+        return ("\ufeff" + ",".join(COLUMNS) + "\r\n").encode("utf-8")
+    if fmt != "xlsx":
+        raise ImportFileError(_("Unsupported format '%(fmt)s': use .xlsx or .csv.") % {"fmt": fmt})
+    wb = Workbook()
+    sheet = wb.active
+    sheet.title = "orders"
+    sheet.append(COLUMNS)
+    help_sheet = wb.create_sheet("help")
+    help_sheet.append([_("column"), _("required"), _("what goes in it"), _("example")])
+    for column in COLUMNS:
+        meaning, example = GUIDE[column]
+        help_sheet.append([column, _("no") if column in OPTIONAL else _("yes"), str(meaning), example])
+    help_sheet.append([])
+    help_sheet.append([_("channels"), channel_names(limit=1000)])
+    buf = BytesIO()
+    wb.save(buf)
+    return buf.getvalue()

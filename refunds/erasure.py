@@ -45,7 +45,7 @@ def erase(subject: ErasureSubject) -> None:
     scrub_rows(subject, Payout.objects.filter(request__customer_id=cid), ["error", "status_answer"])
     scrub_rows(subject, WalletEntry.objects.filter(customer_id=cid).exclude(note=""), ["note"])
     # An export's filter may hold a search term (few rows: they are deleted after EXPORT_KEEP_DAYS).
-    scrub_rows(subject, Export.objects.all(), ["error"], json_fields=["params"])
+    scrub_rows(subject, Export.objects.all(), ["error"], json_fields=["filters"])
 
 
 def _erased_evidence(evidence: dict, subject: ErasureSubject) -> dict:

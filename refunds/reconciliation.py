@@ -34,7 +34,7 @@ from refunds import permissions as perms
 from refunds.errors import ActionForbidden, RefundValidationError
 from refunds.gateways import GatewayRefund, RefundStatus, get_gateway
 from refunds.models import Payout, ReconciliationDifference, ReconciliationRun, RefundMethod
-from refunds.selectors_finance import _day_bounds
+from refunds.selectors_finance import day_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def reconciliation_run(*, day: date, actor: Actor = SYSTEM) -> ReconciliationRun
 
 
 def _our_payouts(day: date):
-    lo, hi = _day_bounds(day, day)
+    lo, hi = day_bounds(day, day)
     return (
         Payout.objects.filter(
             state=Payout.State.SUCCEEDED, method=RefundMethod.ORIGINAL_PAYMENT, succeeded_at__gte=lo, succeeded_at__lt=hi
