@@ -19,11 +19,14 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 setup: $(VENV)/.installed
 
 ## make demo: set up, migrate, load demo data (SQLite by default) and run web + django-q2 cluster.
-## seed_demo loads only with DEBUG on (it prints the staff logins and keys it made).
+# The demo runs with DEBUG on: the repository's key, the simulated gateway and the console
+# SMS and e-mail backends, which a process with DEBUG off refuses to start with (docs/deploy.md);
+# seed_demo too refuses to run without it (it prints the staff logins and keys it made).
+DEMO_ENV := DEBUG=1
 demo: setup
-	$(BIN)/python manage.py migrate --noinput
-	DEBUG=1 $(BIN)/python manage.py seed_demo --if-empty
-	$(BIN)/python manage.py run_demo --host $(HOST) --port $(PORT)
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
+	$(DEMO_ENV) $(BIN)/python manage.py seed_demo --if-empty
+	$(DEMO_ENV) $(BIN)/python manage.py run_demo --host $(HOST) --port $(PORT)
 
 # The admin's browser tests drive Debian's Chromium (Playwright's own download is not used);
 # the CJK font lets the Chinese admin's screenshots show characters instead of boxes.

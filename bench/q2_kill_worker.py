@@ -44,7 +44,7 @@ def main():
     args = parser.parse_args()
 
     name = f"rd-kill-{uuid.uuid4().hex[:6]}"
-    os.environ.update(Q_CLUSTER_NAME=name, Q_WORKERS="2", DJANGO_SETTINGS_MODULE="config.settings")
+    os.environ.update(Q_CLUSTER_NAME=name, Q_WORKERS="2", DJANGO_SETTINGS_MODULE="config.settings_test")
     import django
 
     django.setup()

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings_test")
 # The seed below is one multi-statement script, which a server-side prepared statement
 # (DB_SERVER_SIDE_BINDING, on by default) cannot hold: bind on the client for this script.
 os.environ.setdefault("DB_SERVER_SIDE_BINDING", "0")

@@ -9,3 +9,10 @@ class ConfigConfig(AppConfig):
     name = "config"
     verbose_name = _("Background work")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django.conf import settings
+
+        from config.deploy import refuse_unsafe_start
+
+        refuse_unsafe_start(settings)

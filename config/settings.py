@@ -7,6 +7,7 @@ django-q2 ORM broker, so a newcomer's first run needs nothing installed.
 
 import os
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -46,7 +47,13 @@ def redis_url_with_timeouts(url: str, *, connect: float, read: float) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-key-change-me-in-every-deployment")
+# The repository's key is public: with DEBUG off the start is refused while it (or any short
+# key) is in use (`config/deploy.py`), because django-q2 signs its pickled tasks with it and
+# whoever can write to the queue and knows the key can run code.
+INSECURE_SECRET_KEY = "dev-only-insecure-key-change-me-in-every-deployment"  # noqa: S105 (public on purpose)
+SECRET_KEY = env_str("SECRET_KEY") or INSECURE_SECRET_KEY
+# Off unless the environment says so (`make demo` does): a deploy that forgets it fails
+# closed, refusing to start until its key and backends are set (`config/deploy.py`).
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
@@ -61,6 +68,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     # The project's own app: the background-work kit (parked sweeper rows, worker stalls),
     # /health/ and check_workers. Before django_q: its `qcluster` command replaces
     # django-q2's (the first app with a command of that name wins), so the deploy command
@@ -75,10 +83,18 @@ INSTALLED_APPS = [
     "refunds.gateways.simulated",
     "risk",
     "notifications",
+    # Staff accounts (issue 18): sign-in lockout, two-factor authentication, sessions.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "accounts",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The Content-Security-Policy header (django-csp), on every page: see CONTENT_SECURITY_POLICY.
+    "csp.middleware.CSPMiddleware",
     # gunicorn serves the static files itself (the admin's, Swagger UI's): nothing else to run.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -86,8 +102,20 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): the session's second factor (one lookup when it has one).
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.SessionActivityMiddleware",
+    "accounts.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into its 429 page.
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes first: it refuses a locked-out sign-in before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -210,8 +238,98 @@ WHITENOISE_USE_FINDERS = True
 warnings.filterwarnings("ignore", message=r"No directory at: .*staticfiles")
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
+# Where uploaded inspection photos go: Django's default storage. S3 and the like are a setting
+# (`MEDIA_STORAGE_BACKEND=storages.backends.s3.S3Storage` with django-storages installed and
+# its AWS_* variables), not code: the photos are read back through the storage, never a path.
+STORAGES = {
+    "default": {"BACKEND": env_str("MEDIA_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 LOGIN_URL = "admin:login"
+
+# HTTPS. With DEBUG off every one of these is on unless the environment turns it off
+# (`docs/deploy.md`), so `check --deploy` has nothing to say about a default deploy. The
+# liveness check stays answerable over plain HTTP: load balancers and uptime monitors probe it
+# on the private side of the TLS terminator, and a redirect there would read as "down".
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+# Behind a proxy that terminates TLS and says so in X-Forwarded-Proto (and strips what the
+# client sent in that header): without it every request looks like plain HTTP and is redirected.
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy (django-csp) for every page: the admin and Swagger UI load scripts
+# and styles from our own static files only (no inline script, no inline style, no eval), so
+# an injected <script> or a handler attribute does not run. Swagger UI's icons are data: URIs.
+# The inspection photo view sends a stricter policy of its own.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# Uploads and imports: every file is refused above its cap before it is parsed, and an
+# import is counted row by row while it is read, so a small file that unpacks huge (an XLSX is
+# a zip) stops at the cap instead of filling a worker's memory.
+PHOTO_MAX_BYTES = env_int("PHOTO_MAX_BYTES", 10 * 1024 * 1024)
+# A picture is decoded to check it and strip its metadata: bound the pixels, not only the bytes
+# (a few kilobytes of PNG can claim 50,000 x 50,000 pixels).
+PHOTO_MAX_PIXELS = env_int("PHOTO_MAX_PIXELS", 40_000_000)
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 5 * 1024 * 1024)
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 10_000)
+# What an XLSX may unpack to (the sum of its parts' sizes), checked before a byte is unpacked.
+IMPORT_MAX_UNPACKED_BYTES = env_int("IMPORT_MAX_UNPACKED_BYTES", 50 * 1024 * 1024)
+# Django keeps an upload up to this in memory, a bigger one in a temporary file, of which our
+# handler keeps at most the largest cap above: the rest is counted, so the file is refused with
+# its real size, and never stored.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "config.uploads.CappedUploadHandler",
+]
+
+# Staff sessions (accounts/sessions.py): in the database with who, from where and when, so
+# each person can see and end theirs. A session unused for SESSION_IDLE_MINUTES ends (Django
+# counts SESSION_COOKIE_AGE from the session's last save); an active one is saved at most once
+# per SESSION_ACTIVITY_SECONDS, which is also how precise "last seen" and the timeout are.
+# Expired rows are deleted by the hourly schedule `accounts.tasks.prune_sessions`.
+SESSION_ENGINE = "accounts.sessions"
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_MINUTES", 8 * 60) * 60
+SESSION_ACTIVITY_SECONDS = env_int("SESSION_ACTIVITY_SECONDS", 60)
+
+# Sign-in lockout (django-axes): AXES_FAILURE_LIMIT failed sign-ins for one user name, or
+# from one address, lock sign-in for that user name or address (even with the right
+# password) for AXES_COOLOFF_MINUTES; each failure while locked starts the wait again. An
+# administrator unlocks sooner under Axes → Access attempts (accounts/admin.py). Behind a proxy set
+# AXES_CLIENT_IP_CALLABLE (or install django-ipware), or every client is the proxy's address.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_ENABLE_ADMIN = False  # accounts/admin.py has the administrators' screen, with "unlock"
+AXES_DISABLE_ACCESS_LOG = True  # who is signed in is the sessions table; successes need no second log
+AXES_VERBOSE = False
+
+# Two-factor authentication (django-otp, TOTP + one-time recovery codes): required for the
+# roles of refunds.roles.TWO_FACTOR_ROLES and for superusers, optional for the others.
+OTP_TOTP_ISSUER = "Refund Desk"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["orders.api.authentication.ChannelKeyAuthentication"],
@@ -239,9 +357,11 @@ SPECTACULAR_SETTINGS = {
 }
 
 # The payment gateway adapter, chosen like Django's email backends. The simulated gateway
-# keeps its own ledger in the database and can be told to fail or time out.
+# keeps its own ledger in the database and can be told to fail or time out. It is the
+# default only with DEBUG on: with DEBUG off the backend must be named (`config/deploy.py`),
+# or a deploy that forgot it would mark refunds paid while no money moves.
 PAYMENT_GATEWAY = {
-    "BACKEND": env_str("PAYMENT_GATEWAY_BACKEND", "refunds.gateways.simulated.SimulatedGateway"),
+    "BACKEND": env_str("PAYMENT_GATEWAY_BACKEND", "refunds.gateways.simulated.SimulatedGateway" if DEBUG else ""),
     "TIMEOUT_SECONDS": env_int("PAYMENT_GATEWAY_TIMEOUT", 10),
 }
 
@@ -275,11 +395,12 @@ REFUND_DESK = {
 # EMAIL_BACKEND. Back-off doubles from BACKOFF_SECONDS per attempt; after MAX_ATTEMPTS a
 # message is `dead` and waits for a person in the admin. A row left in `sending` longer than
 # STUCK_SENDING_SECONDS (a worker died) is sent again with the same idempotency key, so keep
-# it well above SMS_TIMEOUT_SECONDS.
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# it well above SMS_TIMEOUT_SECONDS. The console backends (which mask phones and e-mail
+# addresses) are the defaults only with DEBUG on; with DEBUG off both must be named, like the gateway.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "notifications.backends.email.ConsoleBackend" if DEBUG else "")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Refund Desk <refunds@localhost>")
 NOTIFICATIONS = {
-    "SMS_BACKEND": env_str("NOTIFY_SMS_BACKEND", "notifications.backends.sms.ConsoleBackend"),
+    "SMS_BACKEND": env_str("NOTIFY_SMS_BACKEND", "notifications.backends.sms.ConsoleBackend" if DEBUG else ""),
     "SMS_API_URL": env_str("NOTIFY_SMS_API_URL", "https://api.twilio.com"),
     "SMS_ACCOUNT_SID": env_str("NOTIFY_SMS_ACCOUNT_SID", ""),
     "SMS_AUTH_TOKEN": env_str("NOTIFY_SMS_AUTH_TOKEN", ""),
@@ -312,10 +433,39 @@ IMPORT_EXPORT_IMPORT_IGNORE_BLANK_LINES = True
 EXPORT_INLINE_MAX_ROWS = env_int("EXPORT_INLINE_MAX_ROWS", 20_000)
 EXPORT_TIMEOUT = env_int("EXPORT_TIMEOUT", 900)
 EXPORT_KEEP_DAYS = env_int("EXPORT_KEEP_DAYS", 7)
+# Erasure (orders.services_erasure): a customer with nothing of theirs touched for this many
+# days — no order, message, address change or refund request — has their personal data
+# replaced by the nightly retention sweeper, as `customer_anonymize` does. 0 turns it off.
+# Three years: what China's E-commerce Law asks a merchant to keep transaction records for.
+CUSTOMER_RETENTION_DAYS = env_int("CUSTOMER_RETENTION_DAYS", 3 * 365)
 
+# Every handler masks phone numbers and e-mail addresses (config.pii.RedactPII). Django's own
+# loggers are listed as Django's DEFAULT_LOGGING sets them, so that they too write through
+# masking handlers (runserver's request lines carry search terms in their URLs).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "pii": {"()": "config.pii.RedactPII"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "require_debug_true": {"()": "django.utils.log.RequireDebugTrue"},
+    },
+    "formatters": {
+        "django.server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["pii"]},
+        "debug_console": {"level": "INFO", "class": "logging.StreamHandler", "filters": ["require_debug_true", "pii"]},
+        "django.server": {"level": "INFO", "class": "logging.StreamHandler", "formatter": "django.server", "filters": ["pii"]},
+        "mail_admins": {
+            "level": "ERROR",
+            "class": "django.utils.log.AdminEmailHandler",
+            "filters": ["require_debug_false", "pii"],
+        },
+    },
+    "loggers": {
+        "django": {"handlers": ["debug_console", "mail_admins"], "level": "INFO"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
 }

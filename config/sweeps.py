@@ -18,6 +18,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from config.models import StuckWork
+from config.pii import redact
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ def sweep(sweeper: str, ids: Iterable[int], handle: Callable[[int], object]) -> 
 
 
 def _describe(exc: BaseException) -> str:
-    return "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
+    # Shown in the admin and sent to the administrators: masked like a log line.
+    return redact("".join(traceback.format_exception_only(type(exc), exc)).strip())[:2000]
 
 
 def _record_failure(sweeper: str, pk: int, exc: BaseException) -> bool:

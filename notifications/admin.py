@@ -151,7 +151,7 @@ class MessageTemplateAdmin(admin.ModelAdmin):
         except TemplateSyntaxError as exc:
             return format_html('<span class="errornote">{}</span>', str(exc))
         return format_html(
-            '<div style="white-space:pre-wrap;max-width:40em"><strong>{}</strong><br>{}</div><p>{}</p>',
+            '<div class="rd-pre"><strong>{}</strong><br>{}</div><p>{}</p>',
             subject,
             body,
             _("%(n)d characters") % {"n": len(body)},

@@ -18,6 +18,7 @@ from django.core.mail import EmailMessage
 from django.db.models import F, Q
 from django.utils import timezone
 
+from config.pii import mask_phone, redact
 from notifications.backends import SendError, get_sms_backend
 from notifications.models import Notification
 
@@ -93,9 +94,9 @@ def e164(number: str) -> str:
     try:
         parsed = phonenumbers.parse(number, settings.NOTIFICATIONS["PHONE_REGION"])
     except phonenumbers.NumberParseException as exc:
-        raise SendError(f"invalid phone number {number!r}: {exc}", permanent=True) from None
+        raise SendError(f"invalid phone number {mask_phone(number)!r}: {exc}", permanent=True) from None
     if not phonenumbers.is_valid_number(parsed):
-        raise SendError(f"invalid phone number {number!r}: not a valid E.164 number", permanent=True)
+        raise SendError(f"invalid phone number {mask_phone(number)!r}: not a valid E.164 number", permanent=True)
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -135,6 +136,8 @@ def _record_failure(row: Notification, error: str, *, permanent: bool) -> str:
     status = Status.DEAD if dead else Status.FAILED
     row.next_attempt_at = timezone.now() + backoff(row.attempts)
     # Only the holder of the claim records: a row someone already marked sent stays sent.
+    # A provider's or mail server's answer often names the recipient: stored and logged masked.
+    error = redact(error)
     Notification.objects.filter(pk=row.pk, status=Status.SENDING).update(
         status=status, last_error=error[:2000], next_attempt_at=row.next_attempt_at
     )

@@ -1,18 +1,43 @@
 """Read-mostly admin for orders, customers and channels, masked per role (orders/masking.py).
 
-Orders arrive from the channels; staff read them here and never retype them. Channel keys
-are never shown, only their prefix.
+Orders arrive from the channels; staff read them here and never retype them. Those that
+arrive on a spreadsheet instead are imported here, by whoever may add orders (the
+administrators: importing speaks for a channel, and channels are theirs, spec/roles.md):
+upload, a dry run that names every bad row, then confirm, and the whole file or nothing is
+created through the same service as the channel API's orders. Channel keys are never shown,
+only their prefix.
 """
 
-from django.contrib import admin
-from django.urls import reverse
+import re
+import secrets
+import tempfile
+from pathlib import Path
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.text import format_lazy
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from config.actors import Actor
 from config.admin_kit import LargeTableAdmin, ReadOnlyAdminMixin
-from orders.masking import email_for, phone_for, reference_for
+from config.errors import DomainError
+from config.uploads import too_big
+from orders import services_erasure
+from orders.masking import email_for, lookup_touches_masked, may_search_last_four, may_search_masked, phone_for, reference_for
 from orders.models import Channel, Customer, Order, OrderLine
+from orders.resources import COLUMNS, FORMATS, channel_names, import_orders, import_template
+from orders.services_erasure import PERM_ANONYMIZE
+from orders.services_import import PERM_IMPORT
 
 
 class ViewerMixin:
@@ -29,6 +54,48 @@ class ViewerMixin:
         if obj is not None:
             obj._viewer = request.user
         return obj
+
+
+class MaskedSearchMixin:
+    """Search and filter by phone only for the roles that see phones (orders.masking).
+
+    `phone_search_field` (e.g. "customer__phone") joins `search_fields` for them; for the
+    masked roles a term of exactly four digits finds phones ending in them when
+    `last_four_search` is on (those digits are shown to them anyway), and nothing longer
+    or shorter searches the phone. A list filter in the URL on a masked column
+    (`?phone__startswith=1381234`) is refused for them like any lookup the admin does not
+    offer (400).
+    """
+
+    phone_search_field: str | None = None
+    last_four_search = False
+
+    def get_search_fields(self, request):
+        fields = list(super().get_search_fields(request))
+        if self.phone_search_field and may_search_masked(request.user):
+            fields.append(self.phone_search_field)
+        return fields
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if (
+            self.phone_search_field
+            and self.last_four_search
+            and LAST_FOUR.fullmatch(term)
+            and not may_search_masked(request.user)
+            and may_search_last_four(request.user)
+        ):
+            results = results | queryset.filter(**{f"{self.phone_search_field}__endswith": term})
+        return results, may_have_duplicates
+
+    def lookup_allowed(self, lookup, value, request=None):
+        if request is not None and not may_search_masked(request.user) and lookup_touches_masked(self.model, lookup):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+
+LAST_FOUR = re.compile(r"\d{4}")
 
 
 def _viewer(obj):
@@ -50,7 +117,7 @@ class OrderLineInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(ReadOnlyAdminMixin, LargeTableAdmin, ViewerMixin, admin.ModelAdmin):
+class OrderAdmin(MaskedSearchMixin, ReadOnlyAdminMixin, LargeTableAdmin, ViewerMixin, admin.ModelAdmin):
     list_display = ["number", "channel", "customer_name", "state", "paid_total", "refunded_total", "placed_at"]
     list_filter = ["channel", "state"]
     list_select_related = ["channel", "customer"]
@@ -75,6 +142,76 @@ class OrderAdmin(ReadOnlyAdminMixin, LargeTableAdmin, ViewerMixin, admin.ModelAd
     ]
     readonly_fields = fields
     inlines = [OrderLineInline]
+    change_list_template = "admin/orders/order/change_list.html"
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("import/", view(self.import_view), name="orders_order_import"),
+            path("import/template.<str:fmt>", view(self.import_template_view), name="orders_order_import_template"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_import": request.user.has_perm(PERM_IMPORT)}
+        return super().changelist_view(request, extra_context)
+
+    def import_template_view(self, request, fmt):
+        if not request.user.has_perm(PERM_IMPORT):
+            raise PermissionDenied
+        if fmt not in FORMATS:
+            raise Http404
+        content_type = "text/csv; charset=utf-8" if fmt == "csv" else FORMATS[fmt]().get_content_type()
+        response = HttpResponse(import_template(fmt), content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="orders-import-template.{fmt}"'
+        return response
+
+    def import_view(self, request):
+        """Upload → dry run and preview → confirm: the same staged file is imported for real."""
+        if not request.user.has_perm(PERM_IMPORT):
+            raise PermissionDenied
+        page = reverse("admin:orders_order_import")
+
+        def render(status=200, **extra):
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": _("Import orders"),
+                "form": ImportOrdersForm(),
+                "channels": channel_names(),
+                **extra,
+            }
+            return TemplateResponse(request, "admin/orders/order/import.html", context, status=status)
+
+        if request.method != "POST":
+            return render()
+        actor = Actor.for_user(request.user)
+        if "confirm" in request.POST:
+            token, fmt = request.POST.get("token", ""), request.POST.get("fmt", "")
+            content = _staged_read(request.user.pk, token, fmt)
+            if content is None:
+                self.message_user(request, gettext("That upload has expired; choose the file again."), messages.ERROR)
+                return HttpResponseRedirect(page)
+            outcome = import_orders(content=content, fmt=fmt, actor=actor, dry_run=False)
+            if not outcome.ok:  # the book changed since the dry run (an order arrived meanwhile)
+                return render(status=400, outcome=outcome)
+            _staged_remove(request.user.pk, token, fmt)
+            self.message_user(
+                request,
+                gettext("Imported %(orders)d orders (%(lines)d lines).") % {"orders": outcome.orders, "lines": outcome.lines},
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(page)
+        form = ImportOrdersForm(request.POST, request.FILES)
+        if not form.is_valid():
+            return render(status=400, form=form)
+        upload = form.cleaned_data["file"]
+        fmt = upload.name.rsplit(".", 1)[-1].lower() if "." in upload.name else ""
+        content = upload.read()
+        outcome = import_orders(content=content, fmt=fmt, actor=actor, dry_run=True)
+        if not outcome.ok:
+            return render(status=400, outcome=outcome)
+        return render(outcome=outcome, token=_staged_save(request.user.pk, content, fmt), fmt=fmt, preview=True)
 
     @admin.display(description=_("refund requests"))
     def refund_requests_list(self, obj):
@@ -124,20 +261,112 @@ class OrderAdmin(ReadOnlyAdminMixin, LargeTableAdmin, ViewerMixin, admin.ModelAd
         return f"{payment.method} · {reference_for(_viewer(obj), payment.reference)} · {payment.amount}"
 
 
+class ImportOrdersForm(forms.Form):
+    file = forms.FileField(
+        label=_("XLSX or CSV file"),
+        help_text=format_lazy(_("One row per order line; columns: {}"), ", ".join(COLUMNS)),
+    )
+
+    def clean_file(self):
+        # Refused on its size before a byte of it is read or parsed (IMPORT_MAX_BYTES).
+        upload = self.cleaned_data["file"]
+        if sentence := too_big(upload.size, settings.IMPORT_MAX_BYTES):
+            raise forms.ValidationError(sentence)
+        return upload
+
+
+# The file between preview and confirm: a temp file named by a random token and the user's id,
+# so one person can't confirm another's upload and a token can't point anywhere else.
+def _staged_path(user_id: int, token: str, fmt: str) -> Path | None:
+    if not re.fullmatch(r"[0-9a-f]{32}", token or "") or fmt not in FORMATS:
+        return None
+    return Path(tempfile.gettempdir()) / f"rd-order-import-{user_id}-{token}.{fmt}"
+
+
+def _staged_save(user_id: int, content: bytes, fmt: str) -> str:
+    token = secrets.token_hex(16)
+    _staged_path(user_id, token, fmt).write_bytes(content)
+    return token
+
+
+def _staged_read(user_id: int, token: str, fmt: str) -> bytes | None:
+    p = _staged_path(user_id, token, fmt)
+    return p.read_bytes() if p is not None and p.exists() else None
+
+
+def _staged_remove(user_id: int, token: str, fmt: str) -> None:
+    p = _staged_path(user_id, token, fmt)
+    if p is not None:
+        p.unlink(missing_ok=True)
+
+
 @admin.register(Customer)
-class CustomerAdmin(ReadOnlyAdminMixin, LargeTableAdmin, ViewerMixin, admin.ModelAdmin):
+class CustomerAdmin(MaskedSearchMixin, ReadOnlyAdminMixin, LargeTableAdmin, ViewerMixin, admin.ModelAdmin):
     list_display = ["display_name", "channel", "external_id", "masked_phone", "masked_email", "created_at"]
     list_filter = ["channel"]
     list_select_related = ["channel"]
     search_fields = ["external_id"]
-    search_help_text = _("A customer id (exact).")
+    search_help_text = _("A customer id, or for those who see phones a phone number (exact).")
     ordering = ["-id"]
-    fields = ["display_name", "channel", "external_id", "masked_phone", "masked_email", "language", "sms_opt_out", "created_at"]
+    fields = [
+        "display_name",
+        "channel",
+        "external_id",
+        "masked_phone",
+        "masked_email",
+        "language",
+        "sms_opt_out",
+        "created_at",
+        "anonymized_at",
+    ]
     readonly_fields = fields
+    actions = ["anonymize"]
+
+    def has_anonymize_permission(self, request):
+        return request.user.has_perm(PERM_ANONYMIZE)
+
+    @admin.action(description=_("Erase the personal data of the selected customers"), permissions=["anonymize"])
+    def anonymize(self, request, queryset):
+        """Asks once (erasure can't be undone), then one service call per customer."""
+        customers = list(queryset.order_by("pk")[:100])
+        if request.POST.get("confirmed") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/orders/customer/anonymize_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": _("Erase personal data?"),
+                    "opts": self.model._meta,
+                    "customers": customers,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        actor = Actor.for_user(request.user)
+        done = 0
+        for customer in customers:
+            try:
+                services_erasure.customer_anonymize(customer_id=customer.pk, actor=actor)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                done += 1
+                self.log_change(request, Customer.objects.get(pk=customer.pk), _("Personal data erased."))
+        if done:
+            self.message_user(
+                request,
+                ngettext("%d customer's personal data erased.", "%d customers' personal data erased.", done) % done,
+                messages.SUCCESS,
+            )
+        return None
 
     def get_search_results(self, request, queryset, search_term):
+        # Exact lookups on indexed columns only: a LIKE over every customer would scan the table.
         term = search_term.strip()
-        return (queryset.filter(external_id=term) if term else queryset), False
+        if not term:
+            return queryset, False
+        if may_search_masked(request.user):
+            return queryset.filter(Q(external_id=term) | Q(phone=term)), False
+        return queryset.filter(external_id=term), False
 
     @admin.display(description=_("name"))
     def display_name(self, obj):

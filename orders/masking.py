@@ -4,7 +4,12 @@ roles.md: finance and admins see phone numbers and payment details; support and 
 them masked; the warehouse sees neither (only order lines and the return address).
 """
 
+from django.core.exceptions import FieldDoesNotExist
 from django.utils.translation import gettext_lazy as _
+
+# The masks themselves live in the shared kit, which masks logs and stored errors the same way.
+from config.pii import mask_email as mask_email
+from config.pii import mask_phone as mask_phone
 
 HIDDEN = _("(hidden)")
 
@@ -29,22 +34,6 @@ def pii_level(user) -> str:
     return NONE
 
 
-def mask_phone(phone: str) -> str:
-    """'+8613812340000' → '+86 138****0000'; keeps the country code, prefix and last four."""
-    digits = "".join(c for c in phone or "" if c.isdigit() or c == "+")
-    if not digits:
-        return ""
-    country = ""
-    if digits.startswith("+86"):
-        country, digits = "+86 ", digits[3:]
-    elif digits.startswith("+"):
-        country, digits = digits[:3] + " ", digits[3:]
-    if len(digits) <= 4:
-        return country + "*" * len(digits)
-    head = digits[:3] if len(digits) > 7 else ""
-    return f"{country}{head}{'*' * (len(digits) - len(head) - 4)}{digits[-4:]}"
-
-
 def mask_reference(reference: str) -> str:
     """'PAY-ORD-000123' → 'PAY-****0123': the prefix and last four, enough to match a receipt."""
     reference = reference or ""
@@ -52,13 +41,6 @@ def mask_reference(reference: str) -> str:
         return "*" * len(reference)
     prefix = reference.split("-", 1)[0] + "-" if "-" in reference[:-4] else ""
     return f"{prefix}****{reference[-4:]}"
-
-
-def mask_email(email: str) -> str:
-    local, _, domain = (email or "").partition("@")
-    if not domain:
-        return "*" * len(local)
-    return f"{local[:1]}***@{domain}"
 
 
 def _shown(user, value: str, mask) -> str:
@@ -86,3 +68,38 @@ def reference_for(user, reference: str) -> str:
 def can_see_customers(user) -> bool:
     """Names, messages, history: everyone except the warehouse."""
     return pii_level(user) != NONE
+
+
+# --- searching and filtering by personal data ----------------------------------------------
+
+# The columns a masked role sees masked; a search or a list filter on one of them would tell
+# the hidden digits back ("does a customer's phone start with 1381234?"), a few searches
+# recovering the whole number.
+MASKED_COLUMNS = {("orders", "customer", "phone"), ("orders", "customer", "email"), ("orders", "address", "phone")}
+MASKED_COLUMNS |= {("orders", "payment", "reference")}
+
+
+def may_search_masked(user) -> bool:
+    """Search or filter by phone, e-mail or payment reference: only who sees them whole."""
+    return pii_level(user) == FULL
+
+
+def may_search_last_four(user) -> bool:
+    """The last four digits of a phone are shown to the masked roles; searching them reveals nothing."""
+    return pii_level(user) in (FULL, MASKED)
+
+
+def lookup_touches_masked(model, lookup: str) -> bool:
+    """Whether a queryset lookup such as `customer__phone__startswith` reads a masked column."""
+    opts = model._meta
+    for part in lookup.split("__"):
+        try:
+            field = opts.get_field(part)
+        except FieldDoesNotExist:  # the rest is a transform or a lookup
+            return False
+        if (field.model._meta.app_label, field.model._meta.model_name, field.name) in MASKED_COLUMNS:
+            return True
+        if not field.is_relation or field.related_model is None:
+            return False
+        opts = field.related_model._meta
+    return False

@@ -77,11 +77,14 @@ class Customer(models.Model):
     language = models.CharField(_("language"), max_length=10, default="zh-hans")
     sms_opt_out = models.BooleanField(_("SMS opt-out"), default=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # Set by `customer_anonymize`: the personal data is gone, the money records stay.
+    anonymized_at = models.DateTimeField(_("anonymized at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
         constraints = [models.UniqueConstraint(fields=["channel", "external_id"], name="customer_unique_per_channel")]
+        permissions = [("anonymize_customer", _("Can erase a customer's personal data"))]
 
     def __str__(self) -> str:
         return f"{self.name or self.external_id} ({self.channel_id}:{self.external_id})"

@@ -6,21 +6,32 @@ This resource only parses cells; `orders.services_import.order_import_rows` chec
 as a whole and creates the orders, so the file is imported entirely or not at all.
 """
 
+import csv
+import io
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
+from io import BytesIO
 
+import openpyxl
+import tablib
+from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from import_export import fields, resources
 from import_export.formats import base_formats
 from import_export.instance_loaders import BaseInstanceLoader
 from import_export.results import Result
+from openpyxl import Workbook
 
 from config.actors import Actor
+from config.uploads import too_big
 from orders.models import Channel
 from orders.services_import import ImportLine, OrderImportError, order_import_rows
 
@@ -43,17 +54,72 @@ COLUMNS = [
 ]
 OPTIONAL = {"customer_name", "customer_phone", "name", "shipping_fee"}
 FORMATS = {"csv": base_formats.CSV, "xlsx": base_formats.XLSX}
-MAX_ROWS = 50_000
+MAX_QUANTITY = 1_000_000  # as the channel API's
 
 
 class ImportFileError(Exception):
     """The file as a whole can't be read: not a spreadsheet, wrong columns, empty."""
 
 
+def _too_many_rows() -> ImportFileError:
+    limit = settings.IMPORT_MAX_ROWS
+    return ImportFileError(_("The file has more than %(max)d rows; import at most %(max)d at a time.") % {"max": limit})
+
+
+def _capped(rows):
+    """`rows` (the header first), refused at the first row past IMPORT_MAX_ROWS, blank ones
+    included: the rest of the file is never read."""
+    limit = settings.IMPORT_MAX_ROWS
+    for i, row in enumerate(rows):
+        if i > limit:
+            raise _too_many_rows()
+        yield row
+
+
+def _csv_dataset(text: str) -> tablib.Dataset:
+    """tablib's CSV reading (short rows padded, empty ones skipped), row by row under the cap."""
+    dataset = tablib.Dataset()
+    for i, row in enumerate(_capped(csv.reader(io.StringIO(text)))):
+        if i == 0:
+            dataset.headers = row
+        elif row:
+            dataset.append(row + [""] * (dataset.width - len(row)))
+    return dataset
+
+
+def _xlsx_dataset(content: bytes) -> tablib.Dataset:
+    """import-export's XLSX reading (the active sheet, values not formulas, blank rows
+    skipped), streamed: openpyxl's read-only mode parses the sheet as it is iterated, so a
+    sheet of a million rows stops at the cap instead of being loaded."""
+    # An XLSX is a zip: what its parts unpack to is declared in the directory, and zipfile
+    # never unpacks more than that, so a bomb is refused before anything is unpacked.
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        unpacked = sum(info.file_size for info in archive.infolist())
+    if unpacked > settings.IMPORT_MAX_UNPACKED_BYTES:
+        raise ImportFileError(
+            _("The workbook unpacks to %(size)s; the limit is %(limit)s.")
+            % {"size": filesizeformat(unpacked), "limit": filesizeformat(settings.IMPORT_MAX_UNPACKED_BYTES)}
+        )
+    book = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    try:
+        dataset = tablib.Dataset()
+        for i, row in enumerate(_capped(book.active.iter_rows(values_only=True))):
+            if i == 0:
+                dataset.headers = list(row)
+            elif any(value is not None for value in row):
+                dataset.append(list(row))
+        return dataset
+    finally:
+        book.close()
+
+
 def read_dataset(content: bytes, fmt: str):
-    """The upload as a tablib Dataset with normalised headers, or ImportFileError."""
+    """The upload as a tablib Dataset with normalised headers, or ImportFileError. Refused
+    above IMPORT_MAX_BYTES before it is parsed, and past IMPORT_MAX_ROWS while it is read."""
     if fmt not in FORMATS:
         raise ImportFileError(_("Unsupported format '%(fmt)s': use .xlsx or .csv.") % {"fmt": fmt})
+    if sentence := too_big(len(content), settings.IMPORT_MAX_BYTES):
+        raise ImportFileError(sentence)
     if fmt == "csv":
         try:
             text = content.decode("utf-8-sig")
@@ -62,12 +128,16 @@ def read_dataset(content: bytes, fmt: str):
         if not text.strip():
             raise ImportFileError(_("The file is empty."))
         try:
-            dataset = FORMATS["csv"]().create_dataset(text)
+            dataset = _csv_dataset(text)
+        except ImportFileError:
+            raise
         except Exception:
             raise ImportFileError(_("This file can't be read as CSV."))
     else:
         try:
-            dataset = FORMATS["xlsx"]().create_dataset(content)
+            dataset = _xlsx_dataset(content)
+        except ImportFileError:
+            raise
         except Exception:
             # openpyxl raises zipfile, KeyError or XML errors for a file that merely ends in .xlsx
             raise ImportFileError(_("This file is not a valid .xlsx workbook."))
@@ -89,10 +159,6 @@ def read_dataset(content: bytes, fmt: str):
     dataset.headers = headers
     if not len(dataset):
         raise ImportFileError(_("The file has no rows."))
-    if len(dataset) > MAX_ROWS:
-        raise ImportFileError(
-            _("The file has %(n)d rows; import at most %(max)d at a time.") % {"n": len(dataset), "max": MAX_ROWS}
-        )
     return dataset
 
 
@@ -125,6 +191,8 @@ def _quantity(value) -> int:
     text = _text(value)
     if not text.isdigit() or int(text) <= 0:
         raise ValueError(_("'%(value)s' is not a whole number above 0") % {"value": text})
+    if int(text) > MAX_QUANTITY:
+        raise ValueError(_("'%(value)s' is more than %(max)s") % {"value": text, "max": f"{MAX_QUANTITY:,}"})
     return int(text)
 
 
@@ -143,6 +211,12 @@ def _when(value) -> datetime:
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed)
     return parsed
+
+
+def channel_names(channels=None, limit: int = 30) -> str:
+    """The active channels' names, as a file may spell them (a long list is cut short)."""
+    names = sorted(channels or Channel.objects.filter(is_active=True).values_list("name", flat=True))
+    return ", ".join(names[:limit]) + (", …" if len(names) > limit else "") if names else "—"
 
 
 @dataclass
@@ -211,7 +285,10 @@ class OrderLineImportResource(resources.Resource):
                 elif column == "channel":
                     name = _text(value)
                     if name not in self._channels:
-                        raise ValueError(_("unknown channel '%(name)s'") % {"name": name})
+                        raise ValueError(
+                            _("unknown channel '%(name)s'; the channels are: %(channels)s")
+                            % {"name": name, "channels": channel_names(self._channels)}
+                        )
                     parsed[column] = self._channels[name]
                 else:
                     parsed[column] = _text(value)
@@ -262,3 +339,48 @@ def import_orders(*, content: bytes, fmt: str, actor: Actor, dry_run: bool) -> I
     result = resource.import_data(dataset, dry_run=dry_run, use_transactions=True, rollback_on_validation_errors=True)
     orders = len({(line.channel.pk, line.order_number) for line in resource.lines})
     return ImportOutcome(result=result, orders=orders, lines=len(resource.lines))
+
+
+# --- the template a person fills in --------------------------------------------------------
+
+# column → (what goes in it, an example)
+GUIDE = {
+    "order_number": (_lazy("The channel's order number; one order spans as many rows as it has lines."), "10001"),
+    "channel": (_lazy("A channel's name exactly as on the Channels page (see below)."), ""),
+    "customer_external_id": (_lazy("The channel's id of the customer."), "C-1001"),
+    "customer_name": (_lazy("Optional."), "王小明"),
+    "customer_phone": (_lazy("Optional; international format."), "+8613800000000"),
+    "placed_at": (_lazy("Date and time the order was placed (YYYY-MM-DD HH:MM, desk time zone)."), "2026-11-20 10:00"),
+    "currency": (_lazy("Three-letter code."), "CNY"),
+    "sku": (_lazy("The line's SKU; once per order."), "SKU-1"),
+    "name": (_lazy("Optional: the product's name."), "Mug"),
+    "quantity": (_lazy("Whole number above 0."), "2"),
+    "unit_price": (_lazy("Amount with at most 2 decimals."), "10.50"),
+    "shipping_fee": (_lazy("Optional, per order (repeat it on each of its rows); 0 when empty."), "5.00"),
+    "payment_method": (_lazy("How the customer paid."), "alipay"),
+    "payment_reference": (_lazy("The payment's reference."), "PAY-10001"),
+    "payment_amount": (_lazy("What was paid: the lines plus shipping."), "26.00"),
+}
+
+
+def import_template(fmt: str) -> bytes:
+    """An empty import file with the right columns; the XLSX one explains each column and
+    lists the channels on a second sheet (the import reads only the first)."""
+    if fmt == "csv":
+        return ("\ufeff" + ",".join(COLUMNS) + "\r\n").encode("utf-8")
+    if fmt != "xlsx":
+        raise ImportFileError(_("Unsupported format '%(fmt)s': use .xlsx or .csv.") % {"fmt": fmt})
+    wb = Workbook()
+    sheet = wb.active
+    sheet.title = "orders"
+    sheet.append(COLUMNS)
+    help_sheet = wb.create_sheet("help")
+    help_sheet.append([_("column"), _("required"), _("what goes in it"), _("example")])
+    for column in COLUMNS:
+        meaning, example = GUIDE[column]
+        help_sheet.append([column, _("no") if column in OPTIONAL else _("yes"), str(meaning), example])
+    help_sheet.append([])
+    help_sheet.append([_("channels"), channel_names(limit=1000)])
+    buf = BytesIO()
+    wb.save(buf)
+    return buf.getvalue()

@@ -64,17 +64,23 @@ _RANK = {
 _STEPS = [("pay", Order.State.PAID), ("ship", Order.State.SHIPPED), ("deliver", Order.State.DELIVERED)]
 
 
-def order_upsert(*, channel: Channel, actor: Actor, number: str, data: dict) -> tuple[Order, bool]:
+def order_upsert(
+    *, channel: Channel, actor: Actor, number: str, data: dict, note: str = "reported by the channel", create_only: bool = False
+) -> tuple[Order, bool]:
     """Create or update a channel's order from its validated body; return (order, created).
 
-    A changed shipping address is recorded as an `AddressChange`; the state only moves
-    forward, through `order_transition`, so the order's history is written. Lines already
-    refunded or held by a request can't change. Sending the same body again writes nothing.
-    The customer's risk profile is refreshed after commit.
+    The one way an order is made, whether the channel API or a spreadsheet import brings it:
+    a new order's history starts with "order received"; a changed shipping address is
+    recorded as an `AddressChange`; the state only moves forward, through `order_transition`
+    (with `note`), so the order's history is written. Lines already refunded or held by a
+    request can't change. Sending the same body again writes nothing. `create_only` refuses
+    an order that exists already. The customer's risk profile is refreshed after commit.
     """
     with transaction.atomic():
         customer = _upsert_customer(channel, data["customer"])
-        order, created = _lock_or_create_order(channel, number, customer, data)
+        order, created = _lock_or_create_order(channel, number, customer, data, actor)
+        if create_only and not created:
+            raise DomainValidationError({"order_number": [f"Order {number} already exists in {channel.name}."]})
         errors: dict[str, list[str]] = {}
         if not created and order.customer_id != customer.pk:
             errors["customer"] = ["This order belongs to another customer."]
@@ -86,7 +92,7 @@ def order_upsert(*, channel: Channel, actor: Actor, number: str, data: dict) -> 
             errors["payment"] = [
                 f"{paid_total} is less than what is already refunded or held ({order.refunded_total + order.held_total})."
             ]
-        _upsert_lines(order, data["lines"], errors)
+        _upsert_lines(order, data["lines"], errors, created=created)
         if errors:
             raise DomainValidationError(errors)
 
@@ -105,9 +111,10 @@ def order_upsert(*, channel: Channel, actor: Actor, number: str, data: dict) -> 
         if changed:
             order.save(update_fields=[*changed, "updated_at"])
         if payment:
-            _upsert_payment(order, payment)
+            _upsert_payment(order, payment, created=created)
         shipments = _upsert_shipments(order, data.get("shipments") or [])
-        _move_forward(order, actor=actor, paid=bool(payment), shipments=shipments)
+        paid_at = payment.get("paid_at") if payment else None
+        _move_forward(order, actor=actor, paid=bool(payment), paid_at=paid_at, shipments=shipments, note=note, created=created)
         customer_id = customer.pk
         transaction.on_commit(lambda: customer_changed.send(sender=Customer, customer_id=customer_id))
     order.refresh_from_db()
@@ -126,7 +133,7 @@ def _upsert_customer(channel: Channel, data: dict) -> Customer:
     return customer
 
 
-def _lock_or_create_order(channel, number, customer, data) -> tuple[Order, bool]:
+def _lock_or_create_order(channel, number, customer, data, actor: Actor) -> tuple[Order, bool]:
     order = Order.objects.select_for_update().filter(channel=channel, number=number).first()
     if order is not None:
         return order, False
@@ -141,7 +148,7 @@ def _lock_or_create_order(channel, number, customer, data) -> tuple[Order, bool]
                 placed_at=data["placed_at"],
                 shipping_fee=data.get("shipping_fee", ZERO),
             )
-            OrderEvent.objects.create(order=order, to_state=order.state, actor="channel", note="order received")
+            OrderEvent.objects.create(order=order, to_state=order.state, actor=actor.label, note="order received")
             return order, True
     except IntegrityError:
         return Order.objects.select_for_update().get(channel=channel, number=number), False
@@ -169,8 +176,11 @@ def _upsert_address(order: Order, customer: Customer, data: dict) -> bool:
     return True
 
 
-def _upsert_lines(order: Order, lines: list[dict], errors: dict) -> None:
-    existing = {line.sku: line for line in OrderLine.objects.select_for_update().filter(order=order).order_by("pk")}
+def _upsert_lines(order: Order, lines: list[dict], errors: dict, *, created: bool) -> None:
+    # An order made in this transaction has no lines yet: nothing to lock or compare.
+    existing = (
+        {} if created else {line.sku: line for line in OrderLine.objects.select_for_update().filter(order=order).order_by("pk")}
+    )
     problems: list[str] = []
     to_create, to_update = [], []
     for i, data in enumerate(lines):
@@ -211,9 +221,9 @@ def _upsert_lines(order: Order, lines: list[dict], errors: dict) -> None:
         OrderLine.objects.bulk_create(to_create)
 
 
-def _upsert_payment(order: Order, data: dict) -> None:
+def _upsert_payment(order: Order, data: dict, *, created: bool) -> None:
     values = {"method": data["method"], "reference": data["reference"], "amount": data["amount"], "paid_at": data.get("paid_at")}
-    payment = Payment.objects.filter(order=order).first()
+    payment = None if created else Payment.objects.filter(order=order).first()
     if payment is None:
         Payment.objects.create(order=order, **values)
     elif any(getattr(payment, k) != v for k, v in values.items()):
@@ -275,10 +285,12 @@ def _match_kept_events(shipment: Shipment) -> None:
     shipment.save(update_fields=["last_status", "delivered_at"])
 
 
-def _move_forward(order: Order, *, actor: Actor, paid: bool, shipments: list[Shipment]) -> None:
+def _move_forward(
+    order: Order, *, actor: Actor, paid: bool, paid_at, shipments: list[Shipment], note: str, created: bool
+) -> None:
     if order.state not in _RANK:
         return
-    all_shipments = shipments or list(order.shipments.all())
+    all_shipments = shipments or ([] if created else list(order.shipments.all()))
     target = Order.State.PAID if paid else order.state
     if any(s.shipped_at or s.last_status for s in all_shipments):
         target = Order.State.SHIPPED
@@ -288,10 +300,10 @@ def _move_forward(order: Order, *, actor: Actor, paid: bool, shipments: list[Shi
     shipped = [s.shipped_at for s in all_shipments if s.shipped_at]
     at = {"pay": order.paid_at, "ship": min(shipped) if shipped else None, "deliver": max(delivered) if delivered else None}
     if paid and at["pay"] is None:
-        at["pay"] = Payment.objects.filter(order=order).values_list("paid_at", flat=True).first()
+        at["pay"] = paid_at
     for action, state in _STEPS:
         if _RANK[order.state] < _RANK[state] <= _RANK.get(target, 0):
-            order = order_transition(order_id=order.pk, actor=actor, action=action, at=at[action], note="reported by the channel")
+            order = order_transition(order_id=order.pk, actor=actor, action=action, at=at[action], note=note)
 
 
 def customer_message_record(*, channel: Channel, order_number: str, direction: str, body: str, sent_at=None) -> CustomerMessage:

@@ -3,8 +3,9 @@
 The spreadsheet layer (`orders/resources.py`) parses each cell; this service checks what
 only the whole file can tell (duplicate lines, an order split over rows that disagree, an
 order that already exists, a payment that doesn't add up) and creates the orders, their
-customers, lines and payments. Orders arrive paid, through `order_transition`, so their
-history says who imported them.
+customers, lines and payments through `orders.services.order_upsert`, the channel API's own
+service, so an imported order is made like any other: "order received", then paid through
+`order_transition`, with who imported it in its history, and the customer's risk refreshed.
 """
 
 from collections import defaultdict
@@ -17,10 +18,13 @@ from django.utils.translation import gettext
 
 from config.actors import Actor
 from config.errors import ActionForbidden, DomainValidationError
-from orders.models import Channel, Customer, Order, OrderLine, Payment
-from orders.services import order_transition
+from orders.models import Channel, Order, OrderLine, column_max
+from orders.services import order_upsert
 
 PERM_IMPORT = "orders.add_order"
+# The columns' own bounds: a bigger figure is a row error, not a database error.
+_LINE_TOTAL_MAX = column_max(OrderLine, "line_total")
+_ORDER_TOTAL_MAX = column_max(Order, "paid_total")
 
 
 class OrderImportError(DomainValidationError):
@@ -98,7 +102,18 @@ def _check(lines: list[ImportLine]) -> dict[tuple[int, str], list[ImportLine]]:
                     errors[line.row].append(
                         gettext("%(field)s differs from row %(row)d of the same order.") % {"field": field, "row": first.row}
                     )
+        for line in group:
+            if OrderLine.total_of(unit_price=line.unit_price, quantity=line.quantity) > _LINE_TOTAL_MAX:
+                errors[line.row].append(
+                    gettext("unit_price × quantity is more than a line can hold (%(max)s).") % {"max": _LINE_TOTAL_MAX}
+                )
         total = sum((line.unit_price * line.quantity for line in group), Decimal("0.00")) + first.shipping_fee
+        if total > _ORDER_TOTAL_MAX:
+            errors[first.row].append(
+                gettext("Order %(order)s comes to more than an order can hold (%(max)s).")
+                % {"order": first.order_number, "max": _ORDER_TOTAL_MAX}
+            )
+            continue
         if first.payment_amount != total:
             errors[first.row].append(
                 gettext("payment_amount %(paid)s is not the lines plus shipping (%(total)s) of order %(order)s.")
@@ -117,7 +132,10 @@ def _by_channel(orders) -> dict[int, list[str]]:
 
 
 def order_import_rows(*, lines: list[ImportLine], actor: Actor) -> list[Order]:
-    """Create every order of the file, paid, or none of them (raises OrderImportError)."""
+    """Create every order of the file, paid, or none of them (raises OrderImportError).
+
+    Each order is made by `order_upsert`, as a channel's would be: its history starts with
+    "order received" and the customer's risk profile is refreshed once the file commits."""
     if not actor.has_perm(PERM_IMPORT):
         raise ActionForbidden(gettext("%(actor)s may not import orders.") % {"actor": actor.label})
     with transaction.atomic():
@@ -125,43 +143,41 @@ def order_import_rows(*, lines: list[ImportLine], actor: Actor) -> list[Order]:
         created = []
         for group in orders.values():
             first = group[0]
-            customer, _ = Customer.objects.get_or_create(
-                channel=first.channel,
-                external_id=first.customer_external_id,
-                defaults={"name": first.customer_name, "phone": first.customer_phone},
-            )
-            order = Order.objects.create(
-                channel=first.channel,
-                number=first.order_number,
-                customer=customer,
-                currency=first.currency,
-                placed_at=first.placed_at,
-                shipping_fee=first.shipping_fee,
-            )
-            OrderLine.objects.bulk_create(
-                [
-                    OrderLine(
-                        order=order,
-                        sku=line.sku,
-                        name=line.name,
-                        quantity=line.quantity,
-                        unit_price=line.unit_price,
-                        line_total=line.unit_price * line.quantity,
-                    )
-                    for line in group
-                ]
-            )
-            Payment.objects.create(
-                order=order,
-                method=first.payment_method,
-                reference=first.payment_reference,
-                amount=first.payment_amount,
-                paid_at=first.placed_at,
-            )
-            Order.objects.filter(pk=order.pk).update(paid_total=first.payment_amount)
-            created.append(
-                order_transition(
-                    order_id=order.pk, actor=actor, action="pay", at=first.placed_at, note="imported from a spreadsheet"
+            try:
+                order, _ = order_upsert(
+                    channel=first.channel,
+                    actor=actor,
+                    number=first.order_number,
+                    data=_order_body(group),
+                    note="imported from a spreadsheet",
+                    create_only=True,
                 )
-            )
+            except DomainValidationError as exc:
+                # Only what the file check can't see: an order that arrived since it ran.
+                raise OrderImportError({line.row: [exc.message] for line in group}) from None
+            created.append(order)
     return created
+
+
+def _order_body(group: list[ImportLine]) -> dict:
+    """The file's rows of one order as the body `order_upsert` takes (the API's shape)."""
+    first = group[0]
+    return {
+        "customer": {
+            "external_id": first.customer_external_id,
+            "name": first.customer_name,
+            "phone": first.customer_phone,
+        },
+        "currency": first.currency,
+        "placed_at": first.placed_at,
+        "shipping_fee": first.shipping_fee,
+        "lines": [
+            {"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price": line.unit_price} for line in group
+        ],
+        "payment": {
+            "method": first.payment_method,
+            "reference": first.payment_reference,
+            "amount": first.payment_amount,
+            "paid_at": first.placed_at,
+        },
+    }

@@ -9,8 +9,12 @@ class RefundsConfig(AppConfig):
     verbose_name = _("Refunds")
 
     def ready(self):
+        from orders.services_erasure import register_part
+        from refunds.erasure import PART
         from refunds.exports import delete_file
         from refunds.roles import sync_roles
+
+        register_part(PART)  # what an erasure replaces in refunds
 
         # Setup, not business logic: keep the role groups in step with the matrix after
         # every migrate (permissions themselves are created by Django's own post_migrate).

@@ -3,9 +3,10 @@
 A list export of up to `EXPORT_INLINE_MAX_ROWS` rows is written within the request, as
 before. A bigger one would hold a web worker past gunicorn's timeout (a million payouts
 take minutes as XLSX), so the screen records an `Export` with its filter and a django-q2
-task writes the file; finance downloads it from *Exports* when it is ready. The task
-rebuilds the rows from the filter with the screen's own code and the requesting user's
-permissions, so a background export holds exactly what the screen would have written.
+task writes the file; finance downloads it from *Exports* when it is ready. The row keeps
+the parsed filter, and the task reads the rows through the same selector as the screen
+(`refunds.selectors_exports`), as the requesting user, so a background export holds exactly
+what the screen would have written.
 """
 
 import logging
@@ -17,10 +18,11 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
+from config.pii import redact
 from config.q2 import enqueue_on_commit
-from refunds import permissions as perms
+from refunds import selectors_exports
 from refunds.models import Export
-from refunds.resources import WRITERS
+from refunds.resources import WRITERS, PayoutResource, RefundRequestResource
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +41,13 @@ def over_inline_limit(queryset) -> bool:
     return _more_than(queryset, settings.EXPORT_INLINE_MAX_ROWS)
 
 
-def export_request(*, user, what: str, fmt: str, params: dict) -> Export:
-    """Record the export and queue its task once the row is committed."""
+def export_request(*, user, what: str, fmt: str, filters: dict) -> Export:
+    """Record the export with its parsed filter (`refunds.selectors_exports`) and queue its
+    task once the row is committed."""
     if fmt not in WRITERS:
         raise ValueError(f"Unknown export format {fmt!r}.")
     with transaction.atomic():
-        export = Export.objects.create(requested_by=user, what=what, fmt=fmt, params=params)
+        export = Export.objects.create(requested_by=user, what=what, fmt=fmt, filters=filters)
         export_queue(export_id=export.pk)
     return export
 
@@ -63,14 +66,7 @@ def lost_exports(*, now=None):
     return Export.objects.filter(state=Export.State.QUEUED, created_at__lt=now - timedelta(minutes=2))
 
 
-def _source(export: Export):
-    """(resource, queryset) the export's screen would write for its filter and user."""
-    # The screens' own filters, imported here because the admin modules import this one.
-    from refunds.admin.finance import payouts_for_export, refund_requests_for_export
-
-    if export.what == Export.What.PAYOUTS:
-        return payouts_for_export(export.requested_by, export.params.get("query", ""))
-    return refund_requests_for_export(export.params)
+RESOURCES = {Export.What.PAYOUTS: PayoutResource, Export.What.REFUND_REQUESTS: RefundRequestResource}
 
 
 def export_write(*, export_id: int) -> str:
@@ -83,10 +79,10 @@ def export_write(*, export_id: int) -> str:
         return "not queued"
     export = Export.objects.select_related("requested_by").get(pk=export_id)
     try:
-        user = export.requested_by
-        if not user.is_active or not user.has_perm(perms.EXPORT_PAYOUT):
-            raise PermissionError(f"{user.get_username()} may no longer export.")
-        resource, queryset = _source(export)
+        # The same selector as the screen's, as the requester now: one who may no longer
+        # export gets a failed row, not the file.
+        queryset = selectors_exports.export_rows(what=export.what, user=export.requested_by, filters=export.filters)
+        resource = RESOURCES[export.what]()
         if export.fmt == Export.Format.XLSX and _more_than(queryset, XLSX_MAX_ROWS):
             raise ValueError(
                 f"More than {XLSX_MAX_ROWS:,} rows: more than a spreadsheet holds. Export CSV, or narrow the filter."
@@ -98,7 +94,7 @@ def export_write(*, export_id: int) -> str:
     except Exception as exc:  # recorded on the row: the user sees why, not "being written" forever
         logger.exception("export %s failed", export_id)
         Export.objects.filter(pk=export_id).update(
-            state=Export.State.FAILED, error=str(exc)[:1000] or type(exc).__name__, finished_at=timezone.now()
+            state=Export.State.FAILED, error=redact(str(exc))[:1000] or type(exc).__name__, finished_at=timezone.now()
         )
         return Export.State.FAILED
     Export.objects.filter(pk=export_id).update(

@@ -919,8 +919,8 @@ class Export(models.Model):
     )
     what = models.CharField(_("what"), max_length=20, choices=What.choices)
     fmt = models.CharField(_("format"), max_length=4, choices=Format.choices)
-    # The changelist's querystring (payouts) or the export form's data (refund requests).
-    params = models.JSONField(_("filter"), default=dict, blank=True)
+    # The parsed filter (`refunds.selectors_exports`): what the rows are chosen by, then and later.
+    filters = models.JSONField(_("filter"), default=dict, blank=True)
     rows = models.PositiveIntegerField(_("rows"), null=True, blank=True)
     state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.QUEUED)
     file = models.FileField(_("file"), upload_to="exports/%Y/%m/", blank=True)

@@ -28,12 +28,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.actors import SYSTEM, Actor
+from config.pii import redact
 from notifications.services import notify_staff
 from refunds import permissions as perms
 from refunds.errors import ActionForbidden, RefundValidationError
 from refunds.gateways import GatewayRefund, RefundStatus, get_gateway
 from refunds.models import Payout, ReconciliationDifference, ReconciliationRun, RefundMethod
-from refunds.selectors_finance import _day_bounds
+from refunds.selectors_finance import day_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def reconciliation_run(*, day: date, actor: Actor = SYSTEM) -> ReconciliationRun
     except Exception as exc:  # noqa: BLE001 - the run is recorded as failed, with the reason
         logger.exception("reconciliation of %s failed", day)
         ReconciliationRun.objects.filter(pk=run.pk).update(
-            state=ReconciliationRun.State.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
+            state=ReconciliationRun.State.FAILED, error=redact(f"{type(exc).__name__}: {exc}")[:2000], finished_at=timezone.now()
         )
         run.refresh_from_db()
         notify_staff(role="finance", event="reconciliation_failed", context={"day": day.isoformat(), "error": run.error})
@@ -100,7 +101,7 @@ def reconciliation_run(*, day: date, actor: Actor = SYSTEM) -> ReconciliationRun
 
 
 def _our_payouts(day: date):
-    lo, hi = _day_bounds(day, day)
+    lo, hi = day_bounds(day, day)
     return (
         Payout.objects.filter(
             state=Payout.State.SUCCEEDED, method=RefundMethod.ORIGINAL_PAYMENT, succeeded_at__gte=lo, succeeded_at__lt=hi

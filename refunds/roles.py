@@ -5,9 +5,25 @@ groups and a changed matrix reaches existing ones.
 """
 
 from django.contrib.auth.models import Group, Permission
+from django.db.models import Exists, OuterRef, Q
 
 SUPPORT, WAREHOUSE, FINANCE, RISK = "support", "warehouse", "finance", "risk"
 ROLES = [SUPPORT, WAREHOUSE, FINANCE, RISK]
+
+# Two-factor sign-in (issue 18): required for these roles, because they move money, and for
+# every superuser; the other roles may enrol, and once enrolled are asked for it too.
+TWO_FACTOR_ROLES = [FINANCE]
+
+
+def two_factor_required(user) -> bool:
+    """Whether `user` must sign in with a second factor (superusers and TWO_FACTOR_ROLES)."""
+    return user.is_superuser or user.groups.filter(name__in=TWO_FACTOR_ROLES).exists()
+
+
+def two_factor_required_expression() -> Q:
+    """The same rule as a condition on users, to be read in one query with other facts."""
+    return Q(is_superuser=True) | Q(Exists(Group.objects.filter(user=OuterRef("pk"), name__in=TWO_FACTOR_ROLES)))
+
 
 _READ_ORDERS = [
     "orders.view_order",

@@ -92,7 +92,7 @@ def payout_batch_list() -> QuerySet[PayoutBatch]:
     )
 
 
-def _day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     """[start 00:00, end+1 00:00) in the desk's time zone, so a day means a local day."""
     tz = timezone.get_current_timezone()
     return (
@@ -106,7 +106,7 @@ def reconciliation_by_day(*, start: date, end: date) -> list[dict]:
 
     Uses the (state, succeeded_at) index; one GROUP BY query whatever the range.
     """
-    lo, hi = _day_bounds(start, end)
+    lo, hi = day_bounds(start, end)
     rows = list(
         Payout.objects.filter(state=Payout.State.SUCCEEDED, succeeded_at__gte=lo, succeeded_at__lt=hi)
         .annotate(day=TruncDate("succeeded_at"))

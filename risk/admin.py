@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from config.actors import Actor
 from config.admin_kit import ReadOnlyAdminMixin
 from config.errors import DomainError
+from orders.admin import MaskedSearchMixin
 from risk import selectors, services
 from risk.models import RiskProfile, RiskSettings, RiskSettingsChange, WatchlistEntry
 
@@ -55,12 +56,15 @@ class WatchlistEntryForm(forms.ModelForm):
 
 
 @admin.register(WatchlistEntry)
-class WatchlistEntryAdmin(admin.ModelAdmin):
+class WatchlistEntryAdmin(MaskedSearchMixin, admin.ModelAdmin):
     form = WatchlistEntryForm
     list_display = ["__str__", "customer", "reason", "source", "added_at", "expires_at", "removed_at", "added_by"]
     list_filter = [ActiveFilter, "reason", "source"]
     list_select_related = ["customer", "added_by"]
-    search_fields = ["customer__name", "customer__external_id", "customer__phone"]
+    # The phone only for those who see it whole; the last four for the masked roles too.
+    search_fields = ["customer__name", "customer__external_id"]
+    phone_search_field = "customer__phone"
+    last_four_search = True
     raw_id_fields = ["customer"]
 
     # An entry is never edited: it is added, and later removed with a note.
@@ -152,7 +156,7 @@ class RiskSettingsChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(RiskProfile)
-class RiskProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class RiskProfileAdmin(MaskedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "customer",
         "orders_90d",
@@ -166,7 +170,10 @@ class RiskProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "computed_at",
     ]
     list_select_related = ["customer"]
-    search_fields = ["customer__name", "customer__external_id", "customer__phone"]
+    # The phone only for those who see it whole; the last four for the masked roles too.
+    search_fields = ["customer__name", "customer__external_id"]
+    phone_search_field = "customer__phone"
+    last_four_search = True
 
     def get_urls(self):
         return [path("report/", self.admin_site.admin_view(self.report_view), name="risk_report"), *super().get_urls()]

@@ -54,6 +54,38 @@ def _sync_q2(settings, monkeypatch):
     monkeypatch.setattr(Conf, "SYNC", True)
 
 
+@pytest.fixture(autouse=True)
+def _second_factor_at_force_login(request, monkeypatch):
+    """A user whose role requires two-factor authentication, logged in by the test client, has
+    passed it, through django-otp's own API: a confirmed authenticator, and `django_otp.login`
+    storing it in the session as the verify page does. Tests of the second factor itself are
+    marked `real_two_factor` and log in without it."""
+    if request.node.get_closest_marker("real_two_factor"):
+        return
+    from django.http import HttpRequest
+    from django.test import Client
+
+    original = Client._login
+
+    def _login(self, user, backend=None):
+        import django_otp
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        from refunds.roles import two_factor_required
+
+        original(self, user, backend)
+        if two_factor_required(user):
+            device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
+                user=user, name="test authenticator", confirmed=True
+            )
+            fake = HttpRequest()
+            fake.session, fake.user = self.session, user
+            django_otp.login(fake, device)
+            fake.session.save()
+
+    monkeypatch.setattr(Client, "_login", _login)
+
+
 @pytest.fixture
 def is_postgres():
     return connection.vendor == "postgresql"

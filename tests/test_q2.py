@@ -79,7 +79,7 @@ def test_a_task_row_is_only_for_a_queued_orm_broker(redis_queue, monkeypatch):
 
 @pytest.mark.parametrize(("broker", "redis_url"), [("rabbitmq", ""), ("redis", "")])
 def test_a_broker_that_cannot_be_used_stops_the_start_with_a_sentence(broker, redis_url):
-    env = {**os.environ, "Q_BROKER": broker, "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    env = {**os.environ, "Q_BROKER": broker, "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "config.settings_test"}
     done = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"], cwd=BASE_DIR, env=env, capture_output=True, text=True
     )

@@ -103,7 +103,7 @@ def test_request_export_filters_by_state(fin):
     ready = RefundRequestFactory(state=RefundRequest.State.READY_FOR_PAYOUT)
     RefundRequestFactory(state=RefundRequest.State.UNDER_REVIEW)
 
-    response = fin.get(reverse("admin:refunds_payout_export_requests", args=["csv"]), {"state": "ready_for_payout"})
+    response = fin.get(reverse("admin:refunds_refundrequest_export"), {"state": "ready_for_payout", "format": "csv"})
 
     rows = list(csv.reader(io.StringIO(body(response).decode("utf-8-sig"))))
     assert rows[0][:3] == ["request no.", "order no.", "channel"]
@@ -111,11 +111,13 @@ def test_request_export_filters_by_state(fin):
     assert Decimal(rows[1][7]) == ready.amount_requested
 
 
-def test_request_export_is_offered_on_the_reconciliation_page_and_checks_its_filter(fin):
-    page = fin.get(reverse("admin:refunds_payout_reconciliation")).content.decode()
-    assert 'id="request-export-form"' in page and reverse("admin:refunds_payout_export_requests", args=["xlsx"]) in page
+def test_request_export_is_on_the_requests_list_not_under_reconciliation_and_checks_its_filter(fin):
+    export = reverse("admin:refunds_refundrequest_export")
+    assert export in fin.get(reverse("admin:refunds_refundrequest_changelist")).content.decode()
+    assert 'id="request-export-form"' not in fin.get(reverse("admin:refunds_payout_reconciliation")).content.decode()
+    assert 'id="request-export-form"' in fin.get(export).content.decode()
 
-    bad = fin.get(reverse("admin:refunds_payout_export_requests", args=["csv"]), {"created_from": "not a date"})
+    bad = fin.get(export, {"created_from": "not a date", "format": "csv"})
     assert bad.status_code == 400 and "Please correct the filter" in bad.content.decode()
 
 
@@ -236,7 +238,11 @@ def test_import_creates_paid_orders_with_lines_payment_and_history(shop, admin_a
         ("SKU-B", 1, Decimal("15.00")),
     ]
     assert order.payment.amount == Decimal("41.00") and order.payment.reference == "PAY-IMP-1"
-    assert OrderEvent.objects.get(order=order).actor == admin_user.username
+    # Made like the channel API's orders: received, then paid, both by whoever imported it.
+    assert list(OrderEvent.objects.filter(order=order).order_by("pk").values_list("to_state", "actor", "note")) == [
+        ("pending_payment", admin_user.username, "order received"),
+        ("paid", admin_user.username, "imported from a spreadsheet"),
+    ]
 
 
 def test_an_existing_customer_is_reused(shop, admin_actor):
@@ -304,7 +310,7 @@ def test_a_bad_file_gets_a_clear_message_and_writes_nothing(shop, admin_actor, c
 
 def test_import_pages_preview_then_confirm(client, admin_user, shop):
     client.force_login(admin_user)
-    url = reverse("admin:refunds_payout_import_orders")
+    url = reverse("admin:orders_order_import")
     upload = io.BytesIO(as_xlsx(GOOD))
     upload.name = "orders.xlsx"
 
@@ -328,7 +334,7 @@ def test_import_page_shows_row_errors_for_a_bad_file(client, admin_user, shop):
     upload = io.BytesIO(as_csv([row(quantity="-1")]))
     upload.name = "orders.csv"
 
-    response = client.post(reverse("admin:refunds_payout_import_orders"), {"file": upload})
+    response = client.post(reverse("admin:orders_order_import"), {"file": upload})
 
     assert response.status_code == 400
     html = response.content.decode()
@@ -340,8 +346,6 @@ def test_import_page_shows_row_errors_for_a_bad_file(client, admin_user, shop):
 def test_a_token_for_another_user_or_a_path_is_refused(client, admin_user, shop):
     client.force_login(admin_user)
     for token in ["../../etc/passwd", "0" * 31 + "g"]:
-        response = client.post(
-            reverse("admin:refunds_payout_import_orders"), {"confirm": "1", "token": token, "fmt": "csv"}, follow=True
-        )
+        response = client.post(reverse("admin:orders_order_import"), {"confirm": "1", "token": token, "fmt": "csv"}, follow=True)
         assert any("expired" in str(m) for m in response.context["messages"])
     assert nothing_written()

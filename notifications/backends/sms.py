@@ -11,16 +11,18 @@ import urllib.request
 
 from django.conf import settings
 
+from config.pii import mask_phone, redact
 from notifications.backends import SendError
 
 logger = logging.getLogger(__name__)
 
 
 class ConsoleBackend:
-    """Prints the message (the demo)."""
+    """Prints the message (the demo), with the number and any personal data in it masked:
+    the console ends up in log files."""
 
     def send(self, *, to: str, body: str, reference: str) -> str:
-        print(f"SMS to {to} [{reference}]: {body}", flush=True)  # noqa: T201
+        print(f"SMS to {mask_phone(to)} [{reference}]: {redact(body)}", flush=True)  # noqa: T201
         return f"console-{reference}"
 
 

@@ -1,20 +1,41 @@
-"""Admin screen: the exports a finance user asked for that were too big to write at once."""
+"""Admin screen: the exports a finance user asked for that were too big to write at once,
+and the one way the list screens hand out an export (at once, or in the background)."""
 
 from django.conf import settings
-from django.contrib import admin
-from django.http import FileResponse, Http404
+from django.contrib import admin, messages
+from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from config.admin_kit import ReadOnlyAdminMixin
+from refunds import exports
 from refunds import permissions as perms
 from refunds.models import Export
+from refunds.resources import EXPORTERS
 
 CONTENT_TYPES = {
     Export.Format.CSV: "text/csv; charset=utf-8",
     Export.Format.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
+
+
+def export_response(request, *, what: str, fmt: str, resource, rows, filename: str, filters: dict):
+    """The file now, or for more than EXPORT_INLINE_MAX_ROWS rows a background export of the
+    same filter and a redirect to the user's exports."""
+    if not exports.over_inline_limit(rows):
+        return EXPORTERS[fmt](resource, rows, filename)
+    exports.export_request(user=request.user, what=what, fmt=fmt, filters=filters)
+    messages.info(
+        request,
+        gettext(
+            "More than %(limit)s rows: the file is being written in the background. "
+            "Download it here when it is ready; this page shows its state."
+        )
+        % {"limit": f"{settings.EXPORT_INLINE_MAX_ROWS:,}"},
+    )
+    return HttpResponseRedirect(reverse("admin:refunds_export_changelist"))
 
 
 @admin.register(Export)
@@ -26,7 +47,7 @@ class ExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display_links = None
     list_per_page = 50
     ordering = ["-created_at", "-pk"]
-    fields = ["what", "fmt", "params", "state", "rows", "error", "created_at", "started_at", "finished_at"]
+    fields = ["what", "fmt", "filters", "state", "rows", "error", "created_at", "started_at", "finished_at"]
     readonly_fields = fields
     change_list_template = "admin/refunds/export/change_list.html"
 
@@ -55,7 +76,7 @@ class ExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             url = reverse("admin:refunds_export_download", args=[obj.pk])
             return format_html('<a class="button" href="{}">{}</a>', url, _("Download"))
         if obj.state == Export.State.FAILED:
-            return format_html('<span class="errornote" style="display:inline">{}</span>', obj.error)
+            return format_html('<span class="errornote rd-inline">{}</span>', obj.error)
         return "—"
 
     def get_urls(self):

@@ -7,26 +7,18 @@ model's view permission, each action its own permission, and the services check 
 
 import csv
 import io
-import re
-import secrets
-import tempfile
 from collections import Counter, defaultdict
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, QueryDict
-from django.shortcuts import render
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.text import format_lazy
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -35,72 +27,21 @@ from openpyxl import Workbook
 from config.actors import Actor
 from config.admin_kit import LargeTableAdmin, ReadOnlyAdminMixin
 from config.q2 import enqueue_on_commit
-from orders.resources import COLUMNS, FORMATS, import_orders
-from orders.services_import import PERM_IMPORT as PERM_IMPORT_ORDERS
-from refunds import exports, reconciliation, selectors_finance, services
 from refunds import permissions as perms
+from refunds import reconciliation, selectors_exports, selectors_finance, services
+from refunds.admin.exports import export_response
 from refunds.errors import RefundError
-from refunds.models import Export, Payout, PayoutBatch, ReconciliationDifference, RefundRequest
-from refunds.resources import EXPORTERS, PayoutResource, RefundRequestResource, _cell
+from refunds.models import Export, Payout, PayoutBatch, ReconciliationDifference, RefundMethod
+from refunds.resources import EXPORTERS, PayoutResource, _cell
 
 # select_across hands the action the whole filtered queryset; above this we ask finance to
 # narrow the filter rather than approve an unbounded set in one click.
 MAX_BULK = 20_000
 
 
-def _for_export(queryset):
-    """The changelist's (filtered or selected) rows, with everything an export line reads."""
-    return (
-        queryset.select_related(None)
-        .select_related(*selectors_finance.PAYOUT_EXPORT_RELATED)
-        .only(*selectors_finance.PAYOUT_EXPORT_ONLY)
-        .order_by("pk")
-    )
-
-
-def payouts_for_export(user, query: str):
-    """(resource, rows) of the payout changelist as `user` sees it under this querystring:
-    the screen's own filters, search and permissions, for a background export."""
-    request = HttpRequest()
-    request.method = "GET"
-    request.GET = QueryDict(query)
-    request.path = reverse("admin:refunds_payout_changelist")
-    request.user = user
-    model_admin = admin.site.get_model_admin(Payout)
-    changelist = model_admin.get_changelist_instance(request)
-    return PayoutResource(), _for_export(changelist.get_queryset(request))
-
-
-def refund_requests_for_export(params: dict):
-    """(resource, rows) of the refund-request export for the export form's data."""
-    form = RequestExportForm(params)
-    if not form.is_valid():
-        raise ValueError(f"The filter is not valid: {form.errors.as_text()}")
-    data = form.cleaned_data
-    qs = selectors_finance.refund_export_list().order_by("pk")
-    if data["state"]:
-        qs = qs.filter(state=data["state"])
-    if data["channel"]:
-        qs = qs.filter(channel__name=data["channel"])
-    lo, hi = selectors_finance._day_bounds(data["created_from"] or date(2000, 1, 1), data["created_to"] or date(2999, 1, 1))
-    return RefundRequestResource(), qs.filter(created_at__gte=lo, created_at__lt=hi)
-
-
-def _export(request, what: str, fmt: str, resource, rows, filename: str, params: dict):
-    """The file now, or for more than EXPORT_INLINE_MAX_ROWS rows a background export and a
-    redirect to the user's exports."""
-    if not exports.over_inline_limit(rows):
-        return EXPORTERS[fmt](resource, rows, filename)
-    exports.export_request(user=request.user, what=what, fmt=fmt, params=params)
-    messages.info(
-        request,
-        _(
-            "More than %(limit)s rows: the file is being written in the background. "
-            "Download it here when it is ready; this page shows its state."
-        )
-        % {"limit": f"{settings.EXPORT_INLINE_MAX_ROWS:,}"},
-    )
-    return HttpResponseRedirect(reverse("admin:refunds_export_changelist"))
+def _payout_filters(query) -> dict:
+    """The payout list's querystring as an export's filter; ordering and page don't narrow it."""
+    return selectors_exports.payout_filters({k: v for k, v in query.items() if k not in ("o", "p")})
 
 
 def _require(request, perm: str) -> None:
@@ -117,18 +58,16 @@ class PayoutStateFilter(admin.SimpleListFilter):
 
     title = gettext_lazy("state")
     parameter_name = "state"
-    ALL = "all"
+    ALL = selectors_exports.ALL
 
     def lookups(self, request, model_admin):
         return [*Payout.State.choices, (self.ALL, gettext_lazy("All"))]
 
     def queryset(self, request, queryset):
         value = self.value() or Payout.State.PENDING_APPROVAL
-        if value == self.ALL:
-            return queryset
-        if value not in Payout.State.values:
+        if value != self.ALL and value not in Payout.State.values:
             return queryset.none()
-        return queryset.filter(state=value)
+        return selectors_exports.payouts_filtered(queryset, state=value)
 
     def choices(self, changelist):
         current = self.value() or Payout.State.PENDING_APPROVAL
@@ -140,10 +79,26 @@ class PayoutStateFilter(admin.SimpleListFilter):
             }
 
 
+class PayoutMethodFilter(admin.SimpleListFilter):
+    title = gettext_lazy("method")
+    parameter_name = "method"
+
+    def lookups(self, request, model_admin):
+        return RefundMethod.choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if value not in RefundMethod.values:
+            return queryset.none()
+        return selectors_exports.payouts_filtered(queryset, method=value)
+
+
 @admin.register(Payout)
 class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     list_display = ["payout_no", "request_no", "customer", "method", "amount_cell", "age", "first_approver", "row_buttons"]
-    list_filter = [PayoutStateFilter, "method"]
+    list_filter = [PayoutStateFilter, PayoutMethodFilter]
     list_select_related = ["request__customer", "first_approved_by"]
     ordering = ["created_at", "pk"]
     list_per_page = 100
@@ -227,15 +182,7 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         return super().get_list_display(request)
 
     def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip().upper()
-        if not term:
-            return queryset, False
-        for prefix, field in (("PO-", "pk"), ("RF-", "request_id")):
-            if term.startswith(prefix) and term[len(prefix) :].isdigit():
-                return queryset.filter(**{field: int(term[len(prefix) :])}), False
-        if term.isdigit():
-            return queryset.filter(pk=int(term)), False
-        return queryset.filter(request__order__number=search_term.strip()), False
+        return selectors_exports.payouts_filtered(queryset, q=search_term), False
 
     @admin.display(description=gettext_lazy("payout"), ordering="pk")
     def payout_no(self, obj):
@@ -322,7 +269,6 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
             "title": title,
             **(extra_context or {}),
             "can_export": self.has_export_permission(request),
-            "can_import_orders": request.user.has_perm("orders.add_order"),
             "export_query": request.GET.urlencode(),
             "four_eyes_above": services.four_eyes_limit(),
             "state": state,
@@ -429,11 +375,11 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         return self._export_action(request, queryset, "xlsx")
 
     def _export_action(self, request, queryset, fmt):
-        rows = _for_export(queryset)
         if request.POST.get("select_across") != "1":  # ticked rows: one page at most
-            return EXPORTERS[fmt](PayoutResource(), rows, "payouts")
+            rows = selectors_exports.payout_export_rows(user=request.user, filters={"state": selectors_exports.ALL})
+            return EXPORTERS[fmt](PayoutResource(), rows.filter(pk__in=queryset.order_by().values("pk")), "payouts")
         # "Select all": the whole filter, which the changelist's querystring describes.
-        return _export(request, Export.What.PAYOUTS, fmt, PayoutResource(), rows, "payouts", {"query": request.GET.urlencode()})
+        return self.export_view(request, fmt)
 
     # --- single-object buttons and custom views ------------------------------------------
 
@@ -445,9 +391,7 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
             path("<int:pk>/retry/", view(self.retry_view), name="refunds_payout_retry"),
             path("<int:pk>/ask/", view(self.ask_view), name="refunds_payout_ask"),
             path("export/<str:fmt>/", view(self.export_view), name="refunds_payout_export"),
-            path("export-requests/<str:fmt>/", view(self.export_requests_view), name="refunds_payout_export_requests"),
             path("reconciliation/", view(self.reconciliation_view), name="refunds_payout_reconciliation"),
-            path("import-orders/", view(self.import_orders_view), name="refunds_payout_import_orders"),
             *super().get_urls(),
         ]
 
@@ -503,30 +447,15 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         _require(request, perms.EXPORT_PAYOUT)
         if fmt not in EXPORTERS:
             raise Http404
-        query = request.GET.urlencode()
         try:
-            resource, rows = payouts_for_export(request.user, query)
-        except IncorrectLookupParameters:
+            filters = _payout_filters(request.GET)
+            rows = selectors_exports.payout_export_rows(user=request.user, filters=filters)
+        except selectors_exports.ExportFilterError:
             self.message_user(request, _("The filter is not valid; choose it again on the list."), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:refunds_payout_changelist"))
-        return _export(request, Export.What.PAYOUTS, fmt, resource, rows, "payouts", {"query": query})
-
-    def export_requests_view(self, request, fmt):
-        """Refund requests for reconciliation, filtered by state, channel and creation date."""
-        _require(request, perms.EXPORT_PAYOUT)
-        if fmt not in EXPORTERS:
-            raise Http404
-        form = RequestExportForm(request.GET)
-        if not form.is_valid():
-            return render(
-                request,
-                "refunds/finance/export_requests.html",
-                {**self.admin_site.each_context(request), "form": form, "title": _("Export refund requests")},
-                status=400,
-            )
-        params = {name: request.GET[name] for name in form.fields if name in request.GET}
-        resource, rows = refund_requests_for_export(params)
-        return _export(request, Export.What.REFUND_REQUESTS, fmt, resource, rows, "refund-requests", params)
+        return export_response(
+            request, what=Export.What.PAYOUTS, fmt=fmt, resource=PayoutResource(), rows=rows, filename="payouts", filters=filters
+        )
 
     def reconciliation_view(self, request):
         _require(request, perms.VIEW_PAYOUT)
@@ -567,7 +496,6 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
                 "can_reconcile": request.user.has_perm(perms.RECONCILE_PAYOUT),
                 "can_export": request.user.has_perm(perms.EXPORT_PAYOUT),
                 "query": request.GET.urlencode(),
-                "request_export_form": RequestExportForm(),
             },
         )
 
@@ -598,46 +526,6 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         )
         return HttpResponseRedirect(back)
 
-    def import_orders_view(self, request):
-        """Upload → import-export dry run and preview → confirm: the same file is imported for real."""
-        _require(request, PERM_IMPORT_ORDERS)
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": _("Import orders")}
-        if request.method != "POST":
-            return TemplateResponse(request, "refunds/finance/import_orders.html", {**context, "form": ImportOrdersForm()})
-        actor = self._actor(request)
-        if "confirm" in request.POST:
-            token, fmt = request.POST.get("token", ""), request.POST.get("fmt", "")
-            content = _staged_read(request.user.pk, token, fmt)
-            if content is None:
-                self.message_user(request, _("That upload has expired; choose the file again."), messages.ERROR)
-                return HttpResponseRedirect(reverse("admin:refunds_payout_import_orders"))
-            outcome = import_orders(content=content, fmt=fmt, actor=actor, dry_run=False)
-            if outcome.ok:
-                _staged_remove(request.user.pk, token, fmt)
-                self.message_user(
-                    request,
-                    _("Imported %(orders)d orders (%(lines)d lines).") % {"orders": outcome.orders, "lines": outcome.lines},
-                    messages.SUCCESS,
-                )
-                return HttpResponseRedirect(reverse("admin:refunds_payout_import_orders"))
-            return TemplateResponse(
-                request, "refunds/finance/import_orders.html", {**context, "form": ImportOrdersForm(), "outcome": outcome}
-            )
-        form = ImportOrdersForm(request.POST, request.FILES)
-        if not form.is_valid():
-            return TemplateResponse(request, "refunds/finance/import_orders.html", {**context, "form": form}, status=400)
-        upload = form.cleaned_data["file"]
-        fmt = upload.name.rsplit(".", 1)[-1].lower() if "." in upload.name else ""
-        content = upload.read()
-        outcome = import_orders(content=content, fmt=fmt, actor=actor, dry_run=True)
-        token = _staged_save(request.user.pk, content, fmt) if outcome.ok else ""
-        return TemplateResponse(
-            request,
-            "refunds/finance/import_orders.html",
-            {**context, "form": ImportOrdersForm(), "outcome": outcome, "token": token, "fmt": fmt, "preview": True},
-            status=200 if outcome.ok else 400,
-        )
-
 
 class ReconciliationForm(forms.Form):
     start = forms.DateField(label=gettext_lazy("from"), widget=forms.DateInput(attrs={"type": "date"}))
@@ -651,47 +539,6 @@ class ReconciliationForm(forms.Form):
             if (data["end"] - data["start"]).days > 366:
                 raise forms.ValidationError(_("Choose at most a year."))
         return data
-
-
-class ImportOrdersForm(forms.Form):
-    file = forms.FileField(
-        label=gettext_lazy("XLSX or CSV file"),
-        help_text=format_lazy(gettext_lazy("One row per order line; columns: {}"), ", ".join(COLUMNS)),
-    )
-
-
-# The file between preview and confirm: a temp file named by a random token and the user's id,
-# so one person can't confirm another's upload and a token can't point anywhere else.
-def _staged_path(user_id: int, token: str, fmt: str) -> Path | None:
-    if not re.fullmatch(r"[0-9a-f]{32}", token or "") or fmt not in FORMATS:
-        return None
-    return Path(tempfile.gettempdir()) / f"rd-order-import-{user_id}-{token}.{fmt}"
-
-
-def _staged_save(user_id: int, content: bytes, fmt: str) -> str:
-    token = secrets.token_hex(16)
-    _staged_path(user_id, token, fmt).write_bytes(content)
-    return token
-
-
-def _staged_read(user_id: int, token: str, fmt: str) -> bytes | None:
-    p = _staged_path(user_id, token, fmt)
-    return p.read_bytes() if p is not None and p.exists() else None
-
-
-def _staged_remove(user_id: int, token: str, fmt: str) -> None:
-    p = _staged_path(user_id, token, fmt)
-    if p is not None:
-        p.unlink(missing_ok=True)
-
-
-class RequestExportForm(forms.Form):
-    state = forms.ChoiceField(label=gettext_lazy("state"), choices=[("", "—"), *RefundRequest.State.choices], required=False)
-    channel = forms.CharField(label=gettext_lazy("channel name"), required=False)
-    created_from = forms.DateField(
-        label=gettext_lazy("created from"), required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-    created_to = forms.DateField(label=gettext_lazy("created to"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
 
 def _reconciliation_file(rows, fmt, start, end):

@@ -13,9 +13,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseNotAllowed, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -28,9 +29,11 @@ from config.admin_kit import DefaultQueueFilter, LargeTableAdmin, ReadOnlyAdminM
 from orders.masking import FULL, can_see_customers, email_for, phone_for, pii_level, reference_for
 from orders.models import Channel, Order
 from refunds import permissions as perms
-from refunds import selectors, services
+from refunds import selectors, selectors_exports, services
+from refunds.admin.exports import export_response
 from refunds.errors import RefundError, RefundValidationError
-from refunds.models import Inspection, Reason, RefundMethod, RefundRequest
+from refunds.models import Export, Inspection, Reason, RefundMethod, RefundRequest
+from refunds.resources import EXPORTERS, RefundRequestResource
 from risk.models import RiskLevel
 
 State = RefundRequest.State
@@ -235,7 +238,7 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     @admin.display(description=_("number"), ordering="pk")
     def number_link(self, obj):
         url = reverse("admin:refunds_refundrequest_change", args=[obj.pk])
-        return format_html('<a href="{}" style="white-space: nowrap">{}</a>', url, obj.number)
+        return format_html('<a href="{}" class="rd-nowrap">{}</a>', url, obj.number)
 
     @admin.display(description=_("age"), ordering="created_at")
     def age(self, obj):
@@ -268,6 +271,7 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("create-for-customer/", wrap(self.create_for_customer_view), name="refunds_refundrequest_create"),
+            path("export/", wrap(self.export_view), name="refunds_refundrequest_export"),
             path("<int:object_id>/evidence/", wrap(self.evidence_view), name="refunds_refundrequest_evidence"),
             path("<int:object_id>/inspection-photo/", wrap(self.photo_view), name="refunds_refundrequest_photo"),
             path("<int:object_id>/act/<str:action>/", wrap(self.action_view), name="refunds_refundrequest_act"),
@@ -278,8 +282,48 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "can_create_for_customer": request.user.has_perm(perms.CREATE_FOR_CUSTOMER),
+            "can_export": request.user.has_perm(perms.EXPORT_PAYOUT),
+            "export_query": _export_prefill(request.GET).urlencode(),
         }
         return super().changelist_view(request, extra_context)
+
+    def export_view(self, request):
+        """Finance's export of refund requests: its own filter (state, channels picked from a
+        list, creation days), prefilled from the list's; the file at once or in the background."""
+        if not request.user.has_perm(perms.EXPORT_PAYOUT):
+            raise PermissionDenied
+        data = request.GET.copy()
+        fmt = data.pop("format", [""])[-1]
+        if not fmt:  # the form, with the list's filter as its starting values
+            form = selectors_exports.RefundRequestFilterForm(initial=_export_initial(data))
+            return self._export_page(request, form, status=200)
+        if fmt not in EXPORTERS:
+            raise Http404
+        try:
+            filters = selectors_exports.refund_request_filters(data)
+        except selectors_exports.ExportFilterError:
+            # The same form's errors, beside its fields; nothing is written or queued.
+            return self._export_page(request, selectors_exports.RefundRequestFilterForm(data), status=400)
+        rows = selectors_exports.refund_request_export_rows(user=request.user, filters=filters)
+        return export_response(
+            request,
+            what=Export.What.REFUND_REQUESTS,
+            fmt=fmt,
+            resource=RefundRequestResource(),
+            rows=rows,
+            filename="refund-requests",
+            filters=filters,
+        )
+
+    def _export_page(self, request, form, status):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Export refund requests"),
+            "opts": self.model._meta,
+            "form": form,
+            "inline_max": f"{settings.EXPORT_INLINE_MAX_ROWS:,}",
+        }
+        return TemplateResponse(request, "admin/refunds/refundrequest/export.html", context, status=status)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         refund = selectors.refund_for_page(int(object_id)) if str(object_id).isdigit() else None
@@ -343,12 +387,13 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         return HttpResponseRedirect(page)
 
     def photo_view(self, request, object_id):
-        """The warehouse's inspection photo, to whoever may open the request's page. Uploads
-        are never served from MEDIA_URL: nothing routes it, so only this view hands them out."""
+        """The warehouse's inspection photo, to whoever may see the inspection (the warehouse that
+        took it, support) or open the request's page. Uploads are never served from MEDIA_URL:
+        nothing routes it, so only this view hands them out, read through the storage."""
         inspection = Inspection.objects.filter(request_id=object_id).select_related("request").first()
         if inspection is None or not inspection.photo:
             raise Http404
-        if not self.has_view_permission(request, inspection.request):
+        if not (request.user.has_perm(perms.VIEW_INSPECTION) or self.has_view_permission(request, inspection.request)):
             raise PermissionDenied
         name = Path(inspection.photo.name).name
         # Shown in the browser only if it is a picture; anything else (the upload is any file)
@@ -452,6 +497,28 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
 
     def _create_url(self, order):
         return f"{reverse('admin:refunds_refundrequest_create')}?order={order.number}&order_id={order.pk}"
+
+
+def _export_prefill(query) -> QueryDict:
+    """The list's filter (its state, its channel) as the export form's starting values."""
+    out = QueryDict(mutable=True)
+    state = query.get(QueueFilter.parameter_name, "")
+    if state in State.values:
+        out["state"] = state
+    channel = query.get("channel__id__exact", "")
+    if channel.isdigit():
+        out["channels"] = channel
+    return out
+
+
+def _export_initial(query) -> dict:
+    initial = {}
+    if query.get("state", "") in State.values:
+        initial["state"] = query["state"]
+    channels = [c for c in query.getlist("channels") if c.isdigit()]
+    if channels:
+        initial["channels"] = channels
+    return initial
 
 
 def support_chat_channel() -> Channel:

@@ -59,7 +59,12 @@ class InspectionForm(forms.Form):
     grade = forms.ChoiceField(label=_("Grade"), choices=Inspection.Grade.choices, widget=forms.RadioSelect)
     disposition = forms.ChoiceField(label=_("Disposition"), choices=Inspection.Disposition.choices, widget=forms.RadioSelect)
     note = forms.CharField(label=_("Note"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    photo = forms.FileField(label=_("Photo (optional)"), required=False)
+    photo = forms.FileField(
+        label=_("Photo (optional)"),
+        required=False,
+        help_text=_("A JPEG, PNG or WebP picture."),
+        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
+    )
 
 
 @admin.register(ReturnParcel)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django_fsm import TransitionNotAllowed, can_proceed
 
 from config.actors import SYSTEM, Actor
+from config.pii import redact
 from config.q2 import enqueue_on_commit
 from notifications.services import notify_customer, notify_staff
 from orders.models import Order
@@ -382,6 +383,8 @@ def payout_record_result(
     """
     if sum(map(bool, (reference, declined, unknown))) != 1:
         raise ValueError("Give exactly one of reference, declined or unknown.")
+    # The gateway's words are stored, shown and sent to finance: masked like a log line.
+    declined, unknown = redact(declined), redact(unknown)
     with transaction.atomic():
         payout = lock_payout(payout_id)
         if payout.state != Payout.State.PROCESSING:

@@ -6,6 +6,7 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from config.actors import SYSTEM, Actor
+from config.uploads import clean_photo
 from notifications.services import notify_customer, notify_staff
 from orders.models import TrackingEvent, TrackingStatus
 from orders.services import tracking_event_record
@@ -117,8 +118,11 @@ def return_receive(*, code: str, actor: Actor) -> RefundRequest:
 
 
 def return_inspect(*, refund_id: int, actor: Actor, grade: str, disposition: str, note: str = "", photo=None) -> RefundRequest:
-    """Record the inspection: passed → ready_for_payout (finance is told); failed → back to support."""
+    """Record the inspection: passed → ready_for_payout (finance is told); failed → back to support.
+    A photo that is not a JPEG/PNG/WebP within the caps is refused and nothing is stored."""
     require(actor, perm=perms.RECEIVE_RETURN)
+    # Decoded and re-encoded before the transaction: no image work while the request is locked.
+    stored_photo = clean_photo(photo) if photo else None
     errors = {}
     if grade not in Inspection.Grade.values:
         errors["grade"] = [f"Use one of {', '.join(Inspection.Grade.values)}."]
@@ -126,29 +130,39 @@ def return_inspect(*, refund_id: int, actor: Actor, grade: str, disposition: str
         errors["disposition"] = [f"Use one of {', '.join(Inspection.Disposition.values)}."]
     if errors:
         raise RefundValidationError(errors)
-    with transaction.atomic():
-        refund = lock_refund(refund_id)
-        passed = grade in Inspection.PASSING_GRADES
-        if not can_proceed(refund.inspection_passed if passed else refund.inspection_failed):
-            raise RefundNotAllowed(
-                f"{refund.number} is {refund.get_state_display().lower()}; only a received parcel is inspected."
+    inspection = None
+    try:
+        with transaction.atomic():
+            refund = lock_refund(refund_id)
+            passed = grade in Inspection.PASSING_GRADES
+            if not can_proceed(refund.inspection_passed if passed else refund.inspection_failed):
+                raise RefundNotAllowed(
+                    f"{refund.number} is {refund.get_state_display().lower()}; only a received parcel is inspected."
+                )
+            inspection = Inspection.objects.create(
+                request=refund,
+                grade=grade,
+                disposition=disposition,
+                note=note,
+                photo=stored_photo or "",
+                passed=passed,
+                inspected_by=actor.user,
             )
-        Inspection.objects.create(
-            request=refund,
-            grade=grade,
-            disposition=disposition,
-            note=note,
-            photo=photo or "",
-            passed=passed,
-            inspected_by=actor.user,
-        )
-        if passed:
-            move(refund, "inspection_passed", actor=actor, note=f"{grade}, {disposition}. {note}".strip())
-            create_payouts(refund)
-        else:
-            reason = f"inspection failed: {stored_label(Inspection.Grade(grade).label).lower()}" + (f" — {note}" if note else "")
-            move(refund, "inspection_failed", actor=actor, reason=reason, note=reason, fields=["escalation_reason"])
-            notify_staff(role="support", event="refund_escalated", refund=refund, context={"reason": reason})
+            if passed:
+                move(refund, "inspection_passed", actor=actor, note=f"{grade}, {disposition}. {note}".strip())
+                create_payouts(refund)
+            else:
+                reason = f"inspection failed: {stored_label(Inspection.Grade(grade).label).lower()}" + (
+                    f" — {note}" if note else ""
+                )
+                move(refund, "inspection_failed", actor=actor, reason=reason, note=reason, fields=["escalation_reason"])
+                notify_staff(role="support", event="refund_escalated", refund=refund, context={"reason": reason})
+    except BaseException:
+        # The photo reached the storage before the row's INSERT; a rolled-back inspection
+        # leaves no file behind.
+        if inspection is not None and inspection.photo:
+            inspection.photo.storage.delete(inspection.photo.name)
+        raise
     return refund
 
 

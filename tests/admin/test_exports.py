@@ -20,12 +20,13 @@ from refunds import exports
 from refunds.exports import export_request, export_write, exports_clean
 from refunds.models import Export, Payout, RefundRequest
 from refunds.tasks import sweep_exports
-from tests.factories import RefundRequestFactory
+from tests.factories import ChannelFactory, OrderFactory, RefundRequestFactory
 
 pytestmark = pytest.mark.django_db
 
 PAYOUTS = reverse("admin:refunds_payout_changelist")
 EXPORTS = reverse("admin:refunds_export_changelist")
+REQUEST_EXPORT = reverse("admin:refunds_refundrequest_export")
 
 
 @pytest.fixture(autouse=True)
@@ -110,7 +111,7 @@ def test_select_all_over_the_limit_exports_the_changelist_filter_in_the_backgrou
 
     assert response.status_code == 302 and response["Location"] == EXPORTS
     export = Export.objects.get()
-    assert export.params == {"query": "state=failed"} and export.rows == 4
+    assert export.filters == {"state": "failed"} and export.rows == 4
     assert [r[0] for r in csv_rows(download(fin, export))[1:]] == [str(p) for p in failed]
 
 
@@ -119,17 +120,17 @@ def test_refund_requests_over_the_limit_keep_the_form_filter(fin, django_capture
     RefundRequestFactory(state=RefundRequest.State.UNDER_REVIEW)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = fin.get(reverse("admin:refunds_payout_export_requests", args=["csv"]), {"state": "ready_for_payout"})
+        response = fin.get(REQUEST_EXPORT, {"state": "ready_for_payout", "format": "csv"})
 
     assert response.status_code == 302
     export = Export.objects.get()
-    assert export.what == Export.What.REFUND_REQUESTS and export.params == {"state": "ready_for_payout"}
+    assert export.what == Export.What.REFUND_REQUESTS and export.filters == {"state": "ready_for_payout"}
     assert [r[0] for r in csv_rows(download(fin, export))[1:]] == [r.number for r in ready]
 
 
 def test_only_the_user_who_asked_sees_and_downloads_an_export(client, finance_user, finance_user2, support_user):
     payouts(["1.00"])
-    export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+    export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", filters={})
     export_write(export_id=export.pk)
     url = reverse("admin:refunds_export_download", args=[export.pk])
 
@@ -145,19 +146,19 @@ def test_only_the_user_who_asked_sees_and_downloads_an_export(client, finance_us
 
 def test_a_user_who_lost_the_permission_gets_a_failed_export_and_no_file(finance_user):
     payouts(["1.00"])
-    export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="xlsx", params={"query": ""})
+    export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="xlsx", filters={})
     finance_user.groups.set([Group.objects.get(name="support")])
 
     assert export_write(export_id=export.pk) == Export.State.FAILED
 
     export.refresh_from_db()
-    assert export.state == Export.State.FAILED and "may no longer export" in export.error
+    assert export.state == Export.State.FAILED and "may not export" in export.error
     assert not export.file
 
 
 def test_a_redelivered_task_writes_nothing_again(finance_user):
     payouts(["1.00"])
-    export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+    export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", filters={})
     assert export_write(export_id=export.pk) == Export.State.DONE
     export.refresh_from_db()
     name, finished = export.file.name, export.finished_at
@@ -174,7 +175,7 @@ def test_the_sweeper_queues_again_only_exports_left_queued_past_two_minutes(fina
     payouts(["1.00"])
 
     def asked(minutes_ago, state=Export.State.QUEUED):
-        export = Export.objects.create(requested_by=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+        export = Export.objects.create(requested_by=finance_user, what=Export.What.PAYOUTS, fmt="csv", filters={})
         Export.objects.filter(pk=export.pk).update(created_at=timezone.now() - timedelta(minutes=minutes_ago), state=state)
         return export
 
@@ -195,11 +196,11 @@ def test_the_export_sweeper_runs_every_minute():
 
 def test_old_exports_and_their_files_are_deleted_and_dead_runs_fail(finance_user, settings, django_capture_on_commit_callbacks):
     payouts(["1.00"])
-    old = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+    old = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", filters={})
     export_write(export_id=old.pk)
     old.refresh_from_db()
     path = old.file.path
-    fresh = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+    fresh = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", filters={})
     now = timezone.now()
     Export.objects.filter(pk=old.pk).update(created_at=now - timedelta(days=settings.EXPORT_KEEP_DAYS, seconds=1))
     Export.objects.filter(pk=fresh.pk).update(
@@ -230,16 +231,16 @@ def test_exports_list_takes_the_same_queries_for_few_and_many(fin, finance_user)
         return len(ctx.captured_queries)
 
     for _ in range(2):
-        export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+        export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", filters={})
     few = count()
     for _ in range(8):
-        export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+        export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", filters={})
     assert count() == few
 
 
 def test_the_list_reloads_itself_only_while_a_file_is_being_written(fin, finance_user):
     payouts(["1.00"])
-    export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+    export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", filters={})
     page = fin.get(EXPORTS).content.decode()
     assert 'id="refresh-while-writing"' in page and "Your exports" in page
 
@@ -250,7 +251,7 @@ def test_the_list_reloads_itself_only_while_a_file_is_being_written(fin, finance
 
 def test_deleting_a_user_deletes_their_export_files(finance_user, django_capture_on_commit_callbacks):
     payouts(["1.00"])
-    export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+    export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", filters={})
     export_write(export_id=export.pk)
     export.refresh_from_db()
     path = Path(export.file.path)
@@ -266,11 +267,132 @@ def test_deleting_a_user_deletes_their_export_files(finance_user, django_capture
 def test_an_xlsx_bigger_than_a_sheet_fails_with_a_sentence_and_csv_is_written(finance_user, monkeypatch):
     monkeypatch.setattr(exports, "XLSX_MAX_ROWS", 2)
     payouts(["1.00", "2.00", "3.00"])
-    xlsx = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="xlsx", params={"query": ""})
-    csv_export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", params={"query": ""})
+    xlsx = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="xlsx", filters={})
+    csv_export = export_request(user=finance_user, what=Export.What.PAYOUTS, fmt="csv", filters={})
 
     assert export_write(export_id=xlsx.pk) == Export.State.FAILED
     assert export_write(export_id=csv_export.pk) == Export.State.DONE
 
     xlsx.refresh_from_db()
     assert "more than a spreadsheet holds. Export CSV" in xlsx.error and not xlsx.file
+
+
+# --- the rows come from selectors, for the screen and the task alike ------------------------
+
+
+def test_the_task_reads_the_stored_filter_through_the_selector_never_the_admin(
+    fin, finance_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The screen stores the parsed filter; the task needs no request and no changelist."""
+    (coupon,) = payouts(["7.00"], state=Payout.State.FAILED)
+    Payout.objects.filter(pk=coupon.pk).update(method="coupon")
+    payouts(["1.00", "2.00", "3.00"], state=Payout.State.FAILED)  # original_payment
+    payouts(["9.00"])  # pending
+
+    def no_admin(*args, **kwargs):
+        raise AssertionError("the export ran an admin changelist")
+
+    monkeypatch.setattr("django.contrib.admin.ModelAdmin.get_changelist_instance", no_admin)
+    export = export_request(
+        user=finance_user, what=Export.What.PAYOUTS, fmt="csv", filters={"state": "failed", "method": "coupon"}
+    )
+    assert export_write(export_id=export.pk) == Export.State.DONE
+
+    assert [r[0] for r in csv_rows(download(fin, export))[1:]] == [str(coupon)]
+
+
+def test_select_all_stores_the_list_filter_parsed_with_its_default_written_out(fin, django_capture_on_commit_callbacks):
+    pending = payouts(["1.00", "2.00", "3.00", "4.00"])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        fin.post(PAYOUTS + "?o=1", {"action": "export_csv", "_selected_action": [pending[0].pk], "index": 0, "select_across": 1})
+
+    assert Export.objects.get().filters == {"state": "pending_approval"}
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "?state=failed", "?state=all", "?state=failed&method=coupon", "?state=all&q=RF-{rf}", "?method=store_credit"],
+)
+def test_the_export_holds_exactly_the_rows_the_list_shows(fin, query, settings):
+    """One selector behind the list's filters and the export: the same rows for each filter."""
+    settings.EXPORT_INLINE_MAX_ROWS = 100
+    failed = payouts(["5.00", "6.00"], state=Payout.State.FAILED)
+    Payout.objects.filter(pk=failed[0].pk).update(method="coupon")
+    payouts(["1.00", "2.00"])
+    other = payouts(["8.00"], state=Payout.State.SUCCEEDED)
+    Payout.objects.filter(pk=other[0].pk).update(method="store_credit")
+    query = query.format(rf=failed[0].request_id)
+
+    listed = fin.get(PAYOUTS + query).context["cl"].result_list
+    exported = csv_rows(b"".join(fin.get(reverse("admin:refunds_payout_export", args=["csv"]) + query).streaming_content))
+
+    assert [r[0] for r in exported[1:]] == [str(p) for p in sorted(listed, key=lambda p: p.pk)]
+    assert len(exported) > 1 or query == "?method=store_credit"
+
+
+def test_a_stored_filter_the_selector_does_not_know_fails_with_a_sentence_and_no_file(finance_user):
+    payouts(["1.00"])
+    old = Export.objects.create(requested_by=finance_user, what=Export.What.PAYOUTS, fmt="csv", filters={"query": "state=all"})
+
+    assert export_write(export_id=old.pk) == Export.State.FAILED
+
+    old.refresh_from_db()
+    assert "no such filter" in old.error and not old.file
+
+
+# --- the refund-request export: on the requests list, channels picked from a list ------------
+
+
+def test_the_request_export_picks_channels_from_the_ones_that_exist(fin):
+    shop, market = ChannelFactory(name="web store"), ChannelFactory(name="marketplace")
+    ours = RefundRequestFactory(order=OrderFactory(channel=shop))
+    RefundRequestFactory(order=OrderFactory(channel=market))
+
+    page = fin.get(REQUEST_EXPORT).content.decode()
+    assert f'value="{shop.pk}"' in page and f'value="{market.pk}"' in page and "web store" in page
+
+    response = fin.get(REQUEST_EXPORT, {"channels": [shop.pk], "format": "csv"})
+    rows = csv_rows(b"".join(response.streaming_content))
+    assert [(r[0], r[2]) for r in rows[1:]] == [(ours.number, "web store")]
+
+
+def test_a_channel_typed_as_text_is_refused_with_the_field_error_and_nothing_is_written(fin):
+    ChannelFactory(name="web store")
+    RefundRequestFactory.create_batch(4)
+
+    response = fin.get(REQUEST_EXPORT, {"channels": "web store", "format": "xlsx"})
+
+    assert response.status_code == 400
+    assert "“web store” is not a valid value" in response.content.decode()
+    assert not Export.objects.exists()
+
+
+def test_the_request_export_in_the_background_keeps_the_parsed_filter(fin, django_capture_on_commit_callbacks):
+    shop = ChannelFactory(name="shop")
+    mine = [RefundRequestFactory(order=OrderFactory(channel=shop)) for _ in range(4)]
+    RefundRequestFactory()  # another channel
+    today = timezone.localdate().isoformat()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = fin.get(REQUEST_EXPORT, {"channels": [shop.pk], "created_from": today, "created_to": today, "format": "csv"})
+
+    assert response.status_code == 302 and response["Location"] == EXPORTS
+    export = Export.objects.get()
+    assert export.filters == {"channels": [shop.pk], "created_from": today, "created_to": today}
+    assert [r[0] for r in csv_rows(download(fin, export))[1:]] == [r.number for r in mine]
+
+
+def test_the_requests_list_offers_the_export_with_its_own_filter_to_finance_only(client, fin, support_user):
+    shop = ChannelFactory(name="shop")
+    changelist = reverse("admin:refunds_refundrequest_changelist")
+
+    page = fin.get(changelist, {"queue": "refunded", "channel__id__exact": shop.pk}).content.decode()
+    assert f"{REQUEST_EXPORT}?state=refunded&amp;channels={shop.pk}" in page
+    form = fin.get(REQUEST_EXPORT, {"state": "refunded", "channels": shop.pk}).context["form"]
+    assert form.initial == {"state": "refunded", "channels": [str(shop.pk)]}
+
+    client.force_login(support_user)
+    assert REQUEST_EXPORT not in client.get(changelist).content.decode()
+    assert client.get(REQUEST_EXPORT, {"format": "csv"}).status_code == 403
+    assert not Export.objects.exists()

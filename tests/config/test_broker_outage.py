@@ -48,7 +48,7 @@ def _redis_url_as_deployed(port: int) -> str:
         **os.environ,
         "Q_BROKER": "redis",
         "REDIS_URL": f"redis://127.0.0.1:{port}/0",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings_test",
     }
     code = "import django; django.setup(); from django_q.conf import Conf; print(Conf.REDIS)"
     done = subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, env=env, capture_output=True, text=True, check=True)

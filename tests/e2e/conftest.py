@@ -68,10 +68,32 @@ def shot(page, name: str) -> Path:
     return path
 
 
+def totp_code(device, *, ahead: int = 0) -> str:
+    """What an authenticator app shows now for `device` (django-otp's own TOTP)."""
+    from django_otp.oath import TOTP
+
+    device.refresh_from_db()
+    return f"{TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift + ahead).token():0{device.digits}d}"
+
+
 def login(page, live_server, user, password: str = PASSWORD) -> None:
-    """Log `user` into the admin through the real login form."""
+    """Log `user` into the admin through the real login form, and for a role that requires
+    two-factor authentication through the verify page too, with an authenticator made here."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from refunds.roles import two_factor_required
+
+    device = None
+    if two_factor_required(user):
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
+            user=user, name="e2e authenticator", confirmed=True
+        )
     page.goto(f"{live_server.url}/admin/login/?next=/admin/")
     page.fill("#id_username", user.get_username())
     page.fill("#id_password", password)
     page.click("input[type=submit]")
+    if device is not None:
+        page.wait_for_url("**/admin/account/two-factor/verify/**")
+        page.fill("#id_code", totp_code(device))
+        page.click("#verify-form input[type=submit]")
     page.wait_for_url(f"{live_server.url}/admin/")

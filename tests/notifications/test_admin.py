@@ -192,7 +192,9 @@ def test_list_screens_cost_the_same_queries_for_few_and_many_rows(client, refund
     assert many == PINNED
 
 
-PINNED = [9, 7, 5, 6, 5, 7]
+# +1 each since staff two-factor authentication (issue 18): the support session, not verified,
+# asks whether it owes a second factor; the administrator's, verified, loads its device.
+PINNED = [10, 8, 6, 7, 6, 8]
 
 
 @pytest.mark.parametrize("model", ["notification", "staffmessage", "slabreach"])

@@ -502,3 +502,16 @@ def test_a_claim_moves_an_approved_payout_as_payout_start_would_and_records_it(f
         P.PROCESSING,
         RefundEvent.ActorKind.SYSTEM,
     )
+
+
+def test_a_gateway_answer_naming_the_customer_is_stored_masked(finance):
+    payout = _payout_in(P.PROCESSING, finance)
+
+    services.payout_record_result(
+        payout_id=payout.pk, declined="account of +8613912345678 (li@example.com) is closed", actor=SYSTEM
+    )
+
+    after = _reload(payout)
+    assert after.state == P.FAILED
+    assert after.error == "account of +86 139****5678 (l***@example.com) is closed"
+    assert "13912345678" not in RefundEvent.objects.filter(payout=payout).order_by("-pk").first().note

@@ -308,7 +308,7 @@ def test_approve_and_void_at_once_one_of_them_wins(queued, finance_actor):
 _WORKER = """
 import os, sys, time
 import django
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings_test")
 django.setup()
 from refunds import services
 start_at, payout_id = float(sys.argv[1]), int(sys.argv[2])
