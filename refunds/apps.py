@@ -9,8 +9,14 @@ class RefundsConfig(AppConfig):
     verbose_name = _("Refunds")
 
     def ready(self):
+        from config.audit.log import register
         from refunds.exports import delete_file
+        from refunds.models import PayoutSettings, RefundPolicy
         from refunds.roles import sync_roles
+
+        # The merchant's rules and finance's limits: every change in the audit log, old → new.
+        register(RefundPolicy, exclude=["updated_at"])
+        register(PayoutSettings, exclude=["updated_at"])
 
         # Setup, not business logic: keep the role groups in step with the matrix after
         # every migrate (permissions themselves are created by Django's own post_migrate).
