@@ -15,7 +15,7 @@ from config.actors import Actor
 from config.admin_kit import ReadOnlyAdminMixin
 from config.errors import DomainError
 from risk import selectors, services
-from risk.models import RiskProfile, RiskSettings, RiskSettingsChange, WatchlistEntry
+from risk.models import RiskProfile, RiskSettings, WatchlistEntry
 
 PERM_REPORT = "risk.view_risksettings"
 
@@ -114,7 +114,7 @@ class WatchlistEntryAdmin(admin.ModelAdmin):
 
 class RiskSettingsForm(forms.ModelForm):
     change_note = forms.CharField(
-        label=_("Change note"), required=False, max_length=200, help_text=_("Why (kept in the change log).")
+        label=_("Change note"), required=False, max_length=200, help_text=_("Why (kept in the audit log).")
     )
 
     class Meta:
@@ -141,14 +141,6 @@ class RiskSettingsAdmin(admin.ModelAdmin):
             )
         except DomainError as e:
             messages.error(request, e.message)
-
-
-@admin.register(RiskSettingsChange)
-class RiskSettingsChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["changed_at", "field", "old_value", "new_value", "changed_by", "note"]
-    list_select_related = ["changed_by"]
-    list_filter = ["field"]
-    search_fields = ["field", "changed_by__username"]
 
 
 @admin.register(RiskProfile)

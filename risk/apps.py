@@ -14,6 +14,10 @@ class RiskConfig(AppConfig):
     verbose_name = _("Risk")
 
     def ready(self):
+        from config.audit.log import register
         from orders.signals import customer_changed
+        from risk.models import RiskSettings
+
+        register(RiskSettings, exclude=["updated_at"])
 
         customer_changed.connect(_recompute_later, dispatch_uid="risk.recompute_customer")
