@@ -221,3 +221,16 @@ def test_get_on_a_decision_url_changes_nothing(client, admin_user, admin2):
     assert client.get(pending_url(change, "approve")).status_code == 405
     change.refresh_from_db()
     assert change.state == "pending"
+
+
+def test_the_home_page_shows_other_admins_the_raises_waiting(client, admin_user, admin2):
+    services.payout_settings_update(four_eyes_above=Decimal("5000.00"), actor=Actor.for_user(admin_user))
+
+    def figure(user) -> str:
+        client.force_login(user)
+        home = client.get(reverse("admin:index")).content.decode()
+        after = home[home.index("Money-limit raises waiting for your approval") :]
+        return after[after.index('<span class="n">') + len('<span class="n">') :].split("<", 1)[0]
+
+    assert figure(admin2) == "1"
+    assert figure(admin_user) == "0"  # the proposer's own raise is not theirs to approve
