@@ -90,8 +90,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # Names the logged-in user as the actor of every audit entry written in the request.
-    "auditlog.middleware.AuditlogMiddleware",
+    # Names the logged-in user as the actor of every audit entry written in an admin request.
+    "config.audit.middleware.AdminAuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
