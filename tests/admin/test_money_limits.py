@@ -16,7 +16,7 @@ from config.audit.models import PendingChange
 from refunds import services
 from refunds.models import Payout, PayoutSettings, RefundPolicy, RefundRequest
 from refunds.rules import policy_for
-from tests.admin.test_audit import entries_for, form_data, policy_form
+from tests.admin.test_audit import _settled_rows, entries_for, form_data, policy_form  # noqa: F401 (autouse fixture)
 from tests.factories import ChannelFactory, OrderFactory, UserFactory
 from tests.refunds import journeys
 

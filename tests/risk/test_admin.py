@@ -116,7 +116,7 @@ def test_changing_a_weight_in_the_admin_logs_it(client, risk_user):
     response = client.post(reverse("admin:risk_risksettings_change", args=[s.pk]), data)
     assert response.status_code == 302, response.content.decode()[:2000]
     assert RiskSettings.current().weight_velocity == 10
-    entry = AuditEntry.objects.get(content_type__model="risksettings")
+    entry = AuditEntry.objects.get(content_type__model="risksettings", action=AuditEntry.Action.UPDATE)
     assert (entry.changes_dict, entry.actor, entry.additional_data) == (
         {"weight_velocity": ["30", "10"]},
         risk_user,

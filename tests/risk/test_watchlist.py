@@ -156,7 +156,9 @@ def test_settings_changes_are_logged_field_by_field(risk_user):
 
     services.risk_settings_update(actor=Actor.for_user(risk_user), changes={"weight_velocity": 25, "burst_24h": 3})
     assert RiskSettings.current().weight_velocity == 25
-    entry = AuditEntry.objects.get(content_type__model="risksettings")  # burst_24h did not move: not in it
+    entry = AuditEntry.objects.get(
+        content_type__model="risksettings", action=AuditEntry.Action.UPDATE
+    )  # burst_24h did not move: not in it
     assert (entry.changes_dict, entry.actor) == ({"weight_velocity": ["30", "25"]}, risk_user)
 
 
@@ -166,4 +168,4 @@ def test_support_may_not_change_settings(support_user):
     with pytest.raises(ActionForbidden):
         services.risk_settings_update(actor=Actor.for_user(support_user), changes={"weight_velocity": 0})
     assert RiskSettings.current().weight_velocity == 30
-    assert not AuditEntry.objects.filter(content_type__model="risksettings").exists()
+    assert not AuditEntry.objects.filter(content_type__model="risksettings", action=AuditEntry.Action.UPDATE).exists()
