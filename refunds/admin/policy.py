@@ -149,6 +149,7 @@ class RefundPolicyAdmin(admin.ModelAdmin):
             "days": days,
             "changed_fields": form.changed_data,
             "live": live,
+            "raises": [str(form.fields[n].label) for n in services.policy_raises(live, proposed) if n in form.fields],
         }
         return TemplateResponse(request, "admin/refunds/refundpolicy/dry_run.html", context)
 

@@ -31,7 +31,7 @@ from refunds.services.payouts import (
     payout_send,
     payout_void,
 )
-from refunds.services.policy import LimitChange, payout_settings_update, policy_save
+from refunds.services.policy import LimitChange, payout_settings_update, policy_raises, policy_save
 from refunds.services.returns import (
     carrier_scan_record,
     find_return,
@@ -76,6 +76,7 @@ __all__ = [
     "payout_retry",
     "payout_send",
     "payout_settings_update",
+    "policy_raises",
     "policy_save",
     "payout_void",
     "record_event",

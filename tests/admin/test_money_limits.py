@@ -152,6 +152,16 @@ def test_a_rejected_raise_is_discarded(client, risk_user, admin_user):
     assert policy_for(None).keep_it_below == Decimal("20.00")
 
 
+def test_the_dry_run_says_a_raise_will_wait(client, risk_user):
+    client.force_login(risk_user)
+    url = reverse("admin:refunds_refundpolicy_change", args=[policy_for(None).pk])
+    page = client.post(url, form_data(client.get(url), auto_approve_limit="900.00")).content.decode()
+    assert 'id="raise-needs-approval"' in page and "Auto-approve limit" in page
+    page = client.post(url, form_data(client.get(url), auto_approve_limit="90.00")).content.decode()
+    assert 'id="dry-run"' in page and 'id="raise-needs-approval"' not in page
+    assert not PendingChange.objects.exists()
+
+
 def test_a_lowering_applies_at_once(client, risk_user, admin_user):
     client.force_login(risk_user)
     policy_form(client, policy_for(None), auto_approve_limit="100.00", keep_it_below="10.00")
