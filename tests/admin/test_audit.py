@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from config.audit.models import AuditEntry
+from config.audit.models import AuditEntry, PendingChange
 from orders.models import Channel
 from refunds.models import PayoutSettings, RefundPolicy
 from refunds.rules import policy_for
@@ -251,3 +251,41 @@ def test_the_payout_settings_screen_is_in_force_for_finance_to_read(client, fina
     url = reverse("admin:refunds_payoutsettings_change", args=[row.pk])
     assert client.post(url, {"four_eyes_above": "1.00"}).status_code == 403
     assert PayoutSettings.current().four_eyes_above is None
+
+
+@pytest.mark.parametrize("screen", ["auditentry", "pendingchange"])
+def test_the_audit_screens_query_count_is_pinned(client, admin_user, screen):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from config.actors import Actor
+    from refunds import services
+
+    admins = [UserFactory(username=f"admin-{i}", is_superuser=True) for i in range(6)]
+    channels = [ChannelFactory(name=f"shop-{i}") for i in range(6)]
+
+    def more(i):
+        services.payout_settings_update(four_eyes_above=Decimal(2000 + i), actor=Actor.for_user(admins[i]))
+        channels[i].name = f"renamed-{i}"
+        channels[i].save()
+
+    more(0)
+    client.force_login(admin_user)
+    url = reverse(f"admin:audit_{screen}_changelist")
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(url).status_code == 200
+    for i in range(1, 6):
+        from config.audit.services import pending_change_reject
+
+        pending_change_reject(change_id=PendingChange.objects.get(state="pending").pk, actor=Actor.for_user(admin_user))
+        more(i)
+    with CaptureQueriesContext(connection) as many:
+        assert client.get(url).status_code == 200
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_auditlogs_own_unscoped_screen_is_not_in_the_admin():
+    from django.urls import NoReverseMatch
+
+    with pytest.raises(NoReverseMatch):
+        reverse("admin:auditlog_logentry_changelist")
