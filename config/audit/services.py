@@ -57,7 +57,9 @@ def pending_change_approve(*, change_id: int, actor: Actor, note: str = "") -> P
         if change.proposed_by_id == actor.user.pk:
             raise ActionForbidden(_("You proposed this change: a second, different admin must approve it."))
         model = change.content_type.model_class()
-        target = model.objects.select_for_update().get(pk=change.object_id)
+        target = model.objects.select_for_update().filter(pk=change.object_id).first() if model else None
+        if target is None:
+            raise NotAllowed(_("%(object)s no longer exists; reject this change.") % {"object": change.object_repr})
         names = list(change.changes)
         field_of = {name: model._meta.get_field(name) for name in names}
         for name, (_old, new) in change.changes.items():

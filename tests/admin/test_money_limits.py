@@ -244,3 +244,24 @@ def test_the_home_page_shows_other_admins_the_raises_waiting(client, admin_user,
 
     assert figure(admin2) == "1"
     assert figure(admin_user) == "0"  # the proposer's own raise is not theirs to approve
+
+
+def test_approving_a_raise_of_a_deleted_policy_is_refused_with_a_sentence(client, admin_user, admin2):
+    channel = ChannelFactory(name="gone")
+    policy = RefundPolicy.objects.create(channel=channel, name="gone rules")
+    change = services.policy_save(
+        policy=_set(policy, auto_approve_limit=Decimal("900.00")), actor=Actor.for_user(admin_user)
+    ).pending
+    policy.delete()
+    client.force_login(admin2)
+    response = client.post(pending_url(change, "approve"))
+    assert response.status_code == 302
+    assert "gone rules no longer exists; reject this change." in messages_of(response)
+    change.refresh_from_db()
+    assert change.state == "pending"
+
+
+def _set(obj, **values):
+    for k, v in values.items():
+        setattr(obj, k, v)
+    return obj
