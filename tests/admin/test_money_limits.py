@@ -75,7 +75,8 @@ def test_a_raise_of_the_auto_approve_limit_waits_and_the_old_limit_keeps_decidin
     client.force_login(admin_user)
     waiting = client.get(reverse("admin:audit_pendingchange_changelist"), {"state": "pending"})
     assert list(waiting.context["cl"].result_list) == [change]
-    assert "Approve and apply" in client.get(pending_url(change)).content.decode()
+    page = client.get(pending_url(change)).content.decode()
+    assert "Approve and apply" in page and 'form="decide-approve"' in page and 'form="decide-reject"' in page
     response = client.post(pending_url(change, "approve"), {"note": "seasonal sale"})
 
     assert response.status_code == 302
@@ -142,7 +143,7 @@ def test_a_rejected_raise_is_discarded(client, risk_user, admin_user):
 
     assert response.status_code == 302
     change.refresh_from_db()
-    assert (change.state, change.decided_by) == ("rejected", admin_user)
+    assert (change.state, change.decided_by, change.decision_note) == ("rejected", admin_user, "too generous")
     assert policy_for(None).keep_it_below == Decimal("20.00")
     assert not entries_for(RefundPolicy).filter(changes__has_key="keep_it_below").exists()
     # Nothing is left to approve.
