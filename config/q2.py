@@ -82,34 +82,6 @@ def _hand_over(queued: Queued, enqueue, describe) -> None:
         queued.ok = True
 
 
-class _Kept:
-    """A stand-in broker for `async_task` that keeps the signed package instead of sending it."""
-
-    def __init__(self, list_key: str):
-        self.list_key = list_key
-        self.package = None
-
-    def enqueue(self, package: str) -> None:
-        self.package = package
-
-
-def task_row(func: str, *args) -> tuple[str, str] | None:
-    """(queue key, signed package) of a task for the ORM broker's table, for a caller that
-    writes it in the same statement or transaction as the rows the task is about; the row
-    is then visible, and the task runs, exactly when those rows are committed.
-
-    None when tasks do not go through the ORM broker (Redis), or run inline (SYNC): the
-    caller enqueues with `enqueue_on_commit` instead. The package is django-q2's own, from
-    `async_task`; only the broker's write is the caller's. If the caller's write is refused,
-    nothing was queued (django-q2's "Enqueued" log line was still written).
-    """
-    if not Conf.ORM or Conf.SYNC:
-        return None
-    kept = _Kept(Conf.CLUSTER_NAME)
-    async_task(func, *args, broker=kept)
-    return kept.list_key, kept.package
-
-
 def enqueue_on_commit(func: str, *args, **kwargs) -> Queued:
     """Queue `func` (a dotted path) with django-q2 after the current transaction commits.
 

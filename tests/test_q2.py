@@ -63,20 +63,6 @@ def test_the_orm_broker_is_not_cached(settings, monkeypatch):
     assert q2._broker() is None
 
 
-def test_a_task_row_is_only_for_a_queued_orm_broker(redis_queue, monkeypatch):
-    """With Redis, or with tasks run inline, there is no row to write: the caller enqueues."""
-    assert q2.task_row("math.floor", 1.5) is None
-    monkeypatch.setattr(Conf, "ORM", "default")
-    key, package = q2.task_row("math.floor", 1.5)
-    assert key == redis_queue
-    assert {k: v for k, v in SignedPackage.loads(package).items() if k in ("func", "args")} == {
-        "func": "math.floor",
-        "args": (1.5,),
-    }
-    monkeypatch.setattr(Conf, "SYNC", True)
-    assert q2.task_row("math.floor", 1.5) is None
-
-
 @pytest.mark.parametrize(("broker", "redis_url"), [("rabbitmq", ""), ("redis", "")])
 def test_a_broker_that_cannot_be_used_stops_the_start_with_a_sentence(broker, redis_url):
     env = {**os.environ, "Q_BROKER": broker, "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "config.settings"}
