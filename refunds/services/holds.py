@@ -36,10 +36,13 @@ def request_moves(refund: RefundRequest) -> list[tuple[int, int, Decimal]]:
 
 
 def line_amount(line: OrderLine, qty: int) -> Decimal:
-    """The money for `qty` units; the last units take whatever is left, so no cent is lost to rounding."""
+    """The money for `qty` units; the last units take whatever is left, so no cent is lost to
+    rounding, and no units take more than is left (below a cent a unit, half a cent up on
+    each of the first units could otherwise add up past the line's total)."""
+    left = line.line_total - line.refunded_amount - line.held_amount
     if qty == line.refundable_quantity:
-        return line.line_total - line.refunded_amount - line.held_amount
-    return (line.line_total * qty / line.quantity).quantize(CENT, rounding=ROUND_HALF_UP)
+        return left
+    return min((line.line_total * qty / line.quantity).quantize(CENT, rounding=ROUND_HALF_UP), left)
 
 
 def take(order: Order, lines: dict[str, OrderLine], asked) -> list[tuple[OrderLine, int, Decimal]]:
