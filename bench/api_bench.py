@@ -8,8 +8,8 @@ delivered orders that every request asks for a unit no other request holds, star
 (sync workers) with `bench.bench_settings`, and runs `--clients` threads, each with its own
 connection, against the bare endpoint and the refund endpoint in turns (`--rounds` turns of
 `--seconds` each). Evaluation is not run inline (Q_SYNC off): its task is queued as in
-production, which is part of the measured request: by the intake statement itself on the
-ORM broker (the default), or pushed to Redis after commit with `--redis`. No cluster runs
+production after commit, which is part of the measured request: written to the ORM broker's
+table (the default), or pushed to Redis with `--redis`. No cluster runs
 during the measurement.
 """
 
