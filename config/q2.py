@@ -17,7 +17,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connections, transaction
 from django_q.brokers import get_broker
 from django_q.conf import Conf
 from django_q.tasks import async_task
@@ -90,6 +90,30 @@ def enqueue_on_commit(func: str, *args, **kwargs) -> Queued:
     queued = Queued()
     transaction.on_commit(lambda: _hand_over(queued, lambda: _enqueue(func, *args, **kwargs), lambda: f"{func}{args!r}"))
     return queued
+
+
+def enqueue_swept_on_commit(func: str, *args) -> Queued:
+    """`enqueue_on_commit` for work that a sweeper re-drives from its own saved row if the
+    task is lost (a request left `submitted`): on the ORM broker the task's row is committed
+    without waiting for it to reach the disk, so the caller does not wait for a second WAL
+    flush after its own. A database crash can then lose the task row, never the caller's
+    rows (their commit was flushed first), and the sweeper finds those."""
+    queued = Queued()
+    transaction.on_commit(lambda: _hand_over(queued, lambda: _enqueue_unflushed(func, *args), lambda: f"{func}{args!r}"))
+    return queued
+
+
+def _enqueue_unflushed(func: str, *args):
+    if _broker() is not None or not Conf.ORM or Conf.SYNC:
+        return _enqueue(func, *args)
+    # In a transaction of its own the ORM broker also skips `close_old_connections`, which
+    # would health-check the connection again (a `SELECT 1`) that this request just used.
+    with transaction.atomic(using=Conf.ORM):
+        db = connections[Conf.ORM]
+        if db.vendor == "postgresql":
+            with db.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        return async_task(func, *args)
 
 
 def enqueue_many_on_commit(func: str, args_list: list[tuple]) -> Queued:

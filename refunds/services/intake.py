@@ -17,7 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from config.actors import Actor
-from config.q2 import enqueue_on_commit
+from config.q2 import enqueue_swept_on_commit
 from orders.models import OrderLine
 from refunds import intake
 from refunds import permissions as perms
@@ -198,9 +198,10 @@ def _submitted(refund: RefundRequest, refund_lines: list[RefundLine], event: Ref
     """After the request is written. Intake is only the write: the evidence, the risk score
     and the customer's receipt are the first thing the evaluation task does
     (`capture_intake_facts`), still before any decision. The request itself, `submitted`,
-    is the record that it waits to be evaluated: its task is queued after commit, and one the
-    broker refused or a crash lost is re-driven by `refunds.tasks.sweep_submitted`."""
-    enqueue_on_commit("refunds.tasks.refund_evaluate_task", refund.pk)
+    is the record that it waits to be evaluated: its task is queued after commit (without a
+    second wait for the disk, see config.q2), and one the broker refused or a crash lost is
+    re-driven by `refunds.tasks.sweep_submitted`."""
+    enqueue_swept_on_commit("refunds.tasks.refund_evaluate_task", refund.pk)
     # The caller answers from what was just written instead of reading it back.
     _set_loaded(refund, "lines", refund_lines)
     _set_loaded(refund, "events", [event])

@@ -231,3 +231,24 @@ def test_the_service_names_each_unknown_code(channel):
     assert sorted(refused.value.errors) == ["kind", "reason", "refund_method"]
     assert refused.value.errors["reason"][0].startswith("'bored' is not a reason code; use one of not_received, shipping_delay, ")
     assert _written() == before
+
+
+def test_a_save_signal_on_a_model_intake_inserts_stops_it_with_a_sentence(channel):
+    """The INSERTs are hand-written and skip `save()`: a receiver added later would silently
+    not run, so intake refuses to start (a real check, not an assert) and writes nothing."""
+    from django.core.exceptions import ImproperlyConfigured
+    from django.db.models.signals import post_save
+
+    order = OrderFactory(channel=channel, lines=[("SKU-1", 1, "10.00")])
+    before = _written()
+
+    def receiver(**kwargs):
+        pass
+
+    post_save.connect(receiver, sender=RefundLine)
+    try:
+        with pytest.raises(ImproperlyConfigured, match="RefundLine has pre_save/post_save receivers"):
+            _submit(channel, order, "k-1", [("SKU-1", 1)])
+    finally:
+        post_save.disconnect(receiver, sender=RefundLine)
+    assert _written() == before
