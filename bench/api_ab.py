@@ -10,7 +10,7 @@ PostgreSQL backend and of Redis, divided by its requests. It prints each variant
 over `--blocks` rounds (a first round only warms up). Variants:
 
 - `bare`: the bare DRF insert (`bench/bare_urls.py`);
-- `orm`: a refund POST as the product runs it, the task written by the intake statement;
+- `orm`: a refund POST as the product runs it, the task written to the ORM broker after commit;
 - `redis`: the same with django-q2's Redis broker (`--redis`), the task pushed after commit;
 - `new-serializer`: `orm`, but the body validated by a serializer made for each request,
   as DRF's `is_valid` is usually called (the product keeps one, `BoundValidator`).

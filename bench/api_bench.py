@@ -3,13 +3,13 @@ side (same run, same server) with a bare DRF endpoint that inserts one row.
 
     python bench/api_bench.py --rounds 3 --seconds 10 --clients 16 --workers 4 --port 8110 [--redis URL]
 
-It (re)creates the database `rd_api_bench`, migrates it, seeds one channel and enough
+It (re)creates the database `rd_api_bench` (or `--db`), migrates it, seeds one channel and enough
 delivered orders that every request asks for a unit no other request holds, starts gunicorn
 (sync workers) with `bench.bench_settings`, and runs `--clients` threads, each with its own
 connection, against the bare endpoint and the refund endpoint in turns (`--rounds` turns of
 `--seconds` each). Evaluation is not run inline (Q_SYNC off): its task is queued as in
-production, which is part of the measured request: by the intake statement itself on the
-ORM broker (the default), or pushed to Redis after commit with `--redis`. No cluster runs
+production after commit, which is part of the measured request: written to the ORM broker's
+table (the default), or pushed to Redis with `--redis`. No cluster runs
 during the measurement.
 """
 
@@ -227,11 +227,14 @@ def main():
         help="DB_CONN_MAX_AGE for gunicorn, as the README says to deploy (0: a connection per request)",
     )
     parser.add_argument("--redis", default="", help="use this Redis URL as the django-q2 broker instead of the ORM")
+    parser.add_argument(
+        "--db", default=DB, help="the database to (re)create for the run (engineers sharing a server each take their own)"
+    )
     args = parser.parse_args()
 
     env = {
         **os.environ,
-        "DATABASE_URL": f"{PG}/{DB}",
+        "DATABASE_URL": f"{PG}/{args.db}",
         "DJANGO_SETTINGS_MODULE": "bench.bench_settings",
         "Q_CLUSTER_NAME": "rd-api-bench",
         "DEBUG": "0",
@@ -243,7 +246,7 @@ def main():
     if args.redis:
         env.update(REDIS_URL=args.redis, Q_BROKER="redis")
     env["DB_CONN_MAX_AGE"] = str(args.conn_max_age)
-    key = prepare(args.orders, env, history=args.history)
+    key = prepare(args.orders, env, db=args.db, history=args.history)
     gunicorn = subprocess.Popen(
         [
             sys.executable,
@@ -317,7 +320,7 @@ def main():
                     return body(start + n)
 
                 before = wal_and_checkpoints(env["DATABASE_URL"])
-                cpu_before = cpu_readings(gunicorn.pid)
+                cpu_before = cpu_readings(gunicorn.pid, args.db)
                 lat, statuses, n = run_phase(
                     args.port,
                     key,
@@ -329,7 +332,7 @@ def main():
                 )
                 if name != "bare DRF insert":
                     offset += n
-                cpu = cpu_used(cpu_before, cpu_readings(gunicorn.pid))
+                cpu = cpu_used(cpu_before, cpu_readings(gunicorn.pid, args.db))
                 after = wal_and_checkpoints(env["DATABASE_URL"])
                 run = runs[name]
                 for group, seconds in cpu.items():

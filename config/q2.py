@@ -17,7 +17,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connections, transaction
 from django_q.brokers import get_broker
 from django_q.conf import Conf
 from django_q.tasks import async_task
@@ -82,34 +82,6 @@ def _hand_over(queued: Queued, enqueue, describe) -> None:
         queued.ok = True
 
 
-class _Kept:
-    """A stand-in broker for `async_task` that keeps the signed package instead of sending it."""
-
-    def __init__(self, list_key: str):
-        self.list_key = list_key
-        self.package = None
-
-    def enqueue(self, package: str) -> None:
-        self.package = package
-
-
-def task_row(func: str, *args) -> tuple[str, str] | None:
-    """(queue key, signed package) of a task for the ORM broker's table, for a caller that
-    writes it in the same statement or transaction as the rows the task is about; the row
-    is then visible, and the task runs, exactly when those rows are committed.
-
-    None when tasks do not go through the ORM broker (Redis), or run inline (SYNC): the
-    caller enqueues with `enqueue_on_commit` instead. The package is django-q2's own, from
-    `async_task`; only the broker's write is the caller's. If the caller's write is refused,
-    nothing was queued (django-q2's "Enqueued" log line was still written).
-    """
-    if not Conf.ORM or Conf.SYNC:
-        return None
-    kept = _Kept(Conf.CLUSTER_NAME)
-    async_task(func, *args, broker=kept)
-    return kept.list_key, kept.package
-
-
 def enqueue_on_commit(func: str, *args, **kwargs) -> Queued:
     """Queue `func` (a dotted path) with django-q2 after the current transaction commits.
 
@@ -118,6 +90,30 @@ def enqueue_on_commit(func: str, *args, **kwargs) -> Queued:
     queued = Queued()
     transaction.on_commit(lambda: _hand_over(queued, lambda: _enqueue(func, *args, **kwargs), lambda: f"{func}{args!r}"))
     return queued
+
+
+def enqueue_swept_on_commit(func: str, *args) -> Queued:
+    """`enqueue_on_commit` for work that a sweeper re-drives from its own saved row if the
+    task is lost (a request left `submitted`): on the ORM broker the task's row is committed
+    without waiting for it to reach the disk, so the caller does not wait for a second WAL
+    flush after its own. A database crash can then lose the task row, never the caller's
+    rows (their commit was flushed first), and the sweeper finds those."""
+    queued = Queued()
+    transaction.on_commit(lambda: _hand_over(queued, lambda: _enqueue_unflushed(func, *args), lambda: f"{func}{args!r}"))
+    return queued
+
+
+def _enqueue_unflushed(func: str, *args):
+    if _broker() is not None or not Conf.ORM or Conf.SYNC:
+        return _enqueue(func, *args)
+    # In a transaction of its own the ORM broker also skips `close_old_connections`, which
+    # would health-check the connection again (a `SELECT 1`) that this request just used.
+    with transaction.atomic(using=Conf.ORM):
+        db = connections[Conf.ORM]
+        if db.vendor == "postgresql":
+            with db.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        return async_task(func, *args)
 
 
 def enqueue_many_on_commit(func: str, args_list: list[tuple]) -> Queued:

@@ -76,6 +76,10 @@ INSTALLED_APPS = [
     "config",
     "django_q",
     "import_export",
+    # The one audit log (old → new for policies, settings, roles, channels and keys) and the
+    # money-limit raises waiting for a second admin.
+    "auditlog",
+    "config.audit",
     "orders",
     "refunds",
     # The simulated payment gateway's books (its own tables, not the product's): the demo's
@@ -106,6 +110,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "accounts.middleware.SessionActivityMiddleware",
     "accounts.middleware.TwoFactorMiddleware",
+    # Names the logged-in user as the actor of every audit entry written in an admin request.
+    "config.audit.middleware.AdminAuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into its 429 page.

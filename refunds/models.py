@@ -812,6 +812,36 @@ class RefundPolicy(models.Model):
         return self.name
 
 
+class PayoutSettings(models.Model):
+    """Finance's money limits that an admin changes at run time; one row (pk=1).
+
+    Empty means the deployment's `REFUND_DESK["PAYOUT_FOUR_EYES_ABOVE"]`. A raise waits for a
+    second admin (`refunds.services.policy`); a lowering applies at once.
+    """
+
+    four_eyes_above = models.DecimalField(
+        _("second approver above"),
+        null=True,
+        blank=True,
+        help_text=_("Payouts above this amount need a second, different finance approver. Empty: the deployment's setting."),
+        **MONEY,
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("payout settings")
+        verbose_name_plural = _("payout settings")
+        constraints = [models.CheckConstraint(condition=Q(four_eyes_above__gte=0), name="four_eyes_above_not_negative")]
+
+    def __str__(self) -> str:
+        return str(_("payout settings"))
+
+    @classmethod
+    def current(cls) -> "PayoutSettings":
+        obj, _created = cls.objects.get_or_create(pk=1)
+        return obj
+
+
 class ReconciliationRun(models.Model):
     """One comparison of a day's refunds in the gateway's books with our succeeded payouts."""
 

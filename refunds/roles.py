@@ -45,7 +45,10 @@ _RISK_MANAGE = [
     "risk.manage_watchlist",
     "risk.view_risksettings",
     "risk.change_risksettings",
-    "risk.view_risksettingschange",
+    # The audit log of what they may view (the risk settings, the policies) and the raises
+    # of money limits waiting for an admin.
+    "audit.view_auditentry",
+    "audit.view_pendingchange",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
@@ -83,6 +86,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "refunds.view_refundevent",
         "refunds.view_walletentry",
         "refunds.view_coupon",
+        # The four-eyes threshold, its log and its pending raises; admins change it.
+        "refunds.view_payoutsettings",
+        "audit.view_auditentry",
+        "audit.view_pendingchange",
         *_RISK_READ,
     ],
     RISK: [

@@ -21,13 +21,6 @@ def refund_evaluate_task(refund_id: int) -> str:
     return services.refund_evaluate(refund_id=refund_id).state
 
 
-def refund_evaluate_submitted_task(channel_id: int, idempotency_key: str) -> str:
-    """The intake's task on the ORM broker: the package is signed before the request has an
-    id, so it names the request by its channel and Idempotency-Key (unique together)."""
-    refund_id = RefundRequest.objects.values_list("pk", flat=True).get(channel_id=channel_id, idempotency_key=idempotency_key)
-    return refund_evaluate_task(refund_id)
-
-
 def payout_execute_task(payout_id: int) -> str | None:
     payout = services.payout_execute(payout_id=payout_id)
     return payout.state if payout else None

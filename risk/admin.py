@@ -16,7 +16,7 @@ from config.admin_kit import ReadOnlyAdminMixin
 from config.errors import DomainError
 from orders.admin import MaskedSearchMixin
 from risk import selectors, services
-from risk.models import RiskProfile, RiskSettings, RiskSettingsChange, WatchlistEntry
+from risk.models import RiskProfile, RiskSettings, WatchlistEntry
 
 PERM_REPORT = "risk.view_risksettings"
 
@@ -118,7 +118,7 @@ class WatchlistEntryAdmin(MaskedSearchMixin, admin.ModelAdmin):
 
 class RiskSettingsForm(forms.ModelForm):
     change_note = forms.CharField(
-        label=_("Change note"), required=False, max_length=200, help_text=_("Why (kept in the change log).")
+        label=_("Change note"), required=False, max_length=200, help_text=_("Why (kept in the audit log).")
     )
 
     class Meta:
@@ -145,14 +145,6 @@ class RiskSettingsAdmin(admin.ModelAdmin):
             )
         except DomainError as e:
             messages.error(request, e.message)
-
-
-@admin.register(RiskSettingsChange)
-class RiskSettingsChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["changed_at", "field", "old_value", "new_value", "changed_by", "note"]
-    list_select_related = ["changed_by"]
-    list_filter = ["field"]
-    search_fields = ["field", "changed_by__username"]
 
 
 @admin.register(RiskProfile)

@@ -14,9 +14,13 @@ class RiskConfig(AppConfig):
     verbose_name = _("Risk")
 
     def ready(self):
+        from config.audit.log import register
         from orders.services_erasure import register_part
         from orders.signals import customer_changed
         from risk.erasure import PART
+        from risk.models import RiskSettings
+
+        register(RiskSettings, exclude=["updated_at"])
 
         customer_changed.connect(_recompute_later, dispatch_uid="risk.recompute_customer")
         register_part(PART)  # what an erasure replaces in risk

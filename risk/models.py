@@ -61,7 +61,8 @@ class RiskProfile(models.Model):
 class RiskSettings(models.Model):
     """Weights (points added to the score) and thresholds; one row (pk=1).
 
-    Changed only through `risk.services.risk_settings_update`, which logs every field.
+    Changed only through `risk.services.risk_settings_update`; the audit log keeps every
+    change, old → new.
     """
 
     rate_window_days = models.PositiveSmallIntegerField(_("refund-rate window (days)"), default=90)
@@ -104,26 +105,6 @@ class RiskSettings(models.Model):
     def current(cls) -> "RiskSettings":
         obj, _ = cls.objects.get_or_create(pk=1)
         return obj
-
-
-class RiskSettingsChange(models.Model):
-    """Append-only: who changed which weight or threshold, from what to what."""
-
-    field = models.CharField(_("field"), max_length=60)
-    old_value = models.CharField(_("old value"), max_length=60)
-    new_value = models.CharField(_("new value"), max_length=60)
-    changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("changed by")
-    )
-    changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
-    note = models.CharField(_("note"), max_length=200, blank=True)
-
-    class Meta:
-        verbose_name = _("risk settings change")
-        verbose_name_plural = _("risk settings changes")
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.old_value} → {self.new_value} ({self.changed_at:%Y-%m-%d %H:%M})"
 
 
 class WatchlistEntry(models.Model):

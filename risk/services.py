@@ -11,11 +11,12 @@ from django.db.models import Exists, Q
 from django.utils import timezone
 
 from config.actors import Actor
+from config.audit.log import acting
 from config.errors import ActionForbidden, DomainValidationError
 from config.q2 import enqueue_on_commit
 from notifications.services import notify_staff
 from risk import profiles
-from risk.models import RiskProfile, RiskSettings, RiskSettingsChange, WatchlistEntry
+from risk.models import RiskProfile, RiskSettings, WatchlistEntry
 from risk.scoring import NEUTRAL, Assessment, pattern_q, patterns_of, score_profile
 
 __all__ = ["NEUTRAL", "Assessment", "assess_customer", "is_watchlisted", "customer_changed"]
@@ -180,7 +181,8 @@ def watchlist_remove(*, entry_id: int, actor: Actor, note: str) -> WatchlistEntr
 
 
 def risk_settings_update(*, actor: Actor, changes: dict, note: str = "") -> RiskSettings:
-    """Change weights or thresholds; one `RiskSettingsChange` row per field that moved."""
+    """Change weights or thresholds; the audit log records the fields that moved, old → new,
+    with the note."""
     if not actor.has_perm(PERM_CHANGE_SETTINGS):
         raise ActionForbidden(f"{actor.label} may not change the risk settings.")
     editable = {f.name for f in RiskSettings._meta.concrete_fields} - {"id", "updated_at"}
@@ -190,18 +192,14 @@ def risk_settings_update(*, actor: Actor, changes: dict, note: str = "") -> Risk
     with transaction.atomic():
         RiskSettings.current()
         current = RiskSettings.objects.select_for_update().get(pk=1)
-        log, moved = [], []
+        moved = []
         for name, value in changes.items():
-            old = getattr(current, name)
-            if str(old) != str(value):
-                log.append(
-                    RiskSettingsChange(field=name, old_value=str(old), new_value=str(value), changed_by=actor.user, note=note)
-                )
+            if str(getattr(current, name)) != str(value):
                 setattr(current, name, value)
                 moved.append(name)
         if moved:
-            current.save(update_fields=[*moved, "updated_at"])
-            RiskSettingsChange.objects.bulk_create(log)
+            with acting(actor, note=note):
+                current.save(update_fields=[*moved, "updated_at"])
     return current
 
 

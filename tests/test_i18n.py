@@ -148,7 +148,7 @@ def test_risk_profile_columns_and_settings_labels_are_chinese(chinese_admin):
     assert "Orders 90d" not in profiles
 
     settings_page = _page(chinese_admin, reverse("admin:risk_risksettings_change", args=[1]))
-    assert "权重：退款率" in settings_page and "修改原因" in settings_page
+    assert "权重：退款率" in settings_page and "原因（记入审计日志）" in settings_page
     assert "Weight: refund rate" not in settings_page
 
 

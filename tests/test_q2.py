@@ -63,20 +63,6 @@ def test_the_orm_broker_is_not_cached(settings, monkeypatch):
     assert q2._broker() is None
 
 
-def test_a_task_row_is_only_for_a_queued_orm_broker(redis_queue, monkeypatch):
-    """With Redis, or with tasks run inline, there is no row to write: the caller enqueues."""
-    assert q2.task_row("math.floor", 1.5) is None
-    monkeypatch.setattr(Conf, "ORM", "default")
-    key, package = q2.task_row("math.floor", 1.5)
-    assert key == redis_queue
-    assert {k: v for k, v in SignedPackage.loads(package).items() if k in ("func", "args")} == {
-        "func": "math.floor",
-        "args": (1.5,),
-    }
-    monkeypatch.setattr(Conf, "SYNC", True)
-    assert q2.task_row("math.floor", 1.5) is None
-
-
 @pytest.mark.parametrize(("broker", "redis_url"), [("rabbitmq", ""), ("redis", "")])
 def test_a_broker_that_cannot_be_used_stops_the_start_with_a_sentence(broker, redis_url):
     env = {**os.environ, "Q_BROKER": broker, "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "config.settings_test"}
@@ -179,3 +165,30 @@ def test_the_redis_url_gets_short_timeouts_unless_it_sets_its_own():
     assert redis_url_with_timeouts("rediss://:pw@h:6380/0?socket_timeout=9", connect=1, read=2) == (
         "rediss://:pw@h:6380/0?socket_timeout=9&socket_connect_timeout=1"
     )
+
+
+@pytest.mark.django_db
+def test_a_swept_task_is_queued_after_commit_without_a_second_wait_for_the_disk(
+    orm_refusing, django_capture_on_commit_callbacks, caplog
+):
+    """The ORM broker's row for work a sweeper covers is written after commit, in its own
+    transaction, with PostgreSQL's synchronous_commit off for that transaction only; a
+    refusal is logged like any other."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            queued = q2.enqueue_swept_on_commit("math.floor", 1.5)
+            assert queued.ok is None and _queued_funcs() == []
+    assert queued.ok is True
+    assert _queued_funcs() == [("math.floor", (1.5,))]
+    sql = [q["sql"] for q in queries.captured_queries]
+    if connection.vendor == "postgresql":
+        assert "SET LOCAL synchronous_commit TO OFF" in sql
+    assert not any(s.strip().upper() == "SELECT 1" for s in sql), "no second health check for the broker"
+    orm_refusing.add("math.ceil")
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        lost = q2.enqueue_swept_on_commit("math.ceil", 2.5)
+    assert lost.ok is False and _queued_funcs() == [("math.floor", (1.5,))]
+    assert any("could not queue math.ceil" in r.getMessage() for r in caplog.records)

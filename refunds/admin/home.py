@@ -7,6 +7,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config.audit.models import PendingChange
+from config.audit.services import APPROVE
 from refunds.models import Payout, ReconciliationDifference, RefundRequest
 from refunds.selectors import SUPPORT_QUEUE_STATES, WAREHOUSE_QUEUE_STATES
 from risk.models import WatchlistEntry
@@ -103,7 +105,24 @@ def home_queues(user) -> list[tuple[str, list[QueueFigure]]]:
             labels={State.UNDER_REVIEW: _("Escalated, under review")},
         )
         sections.append((_("Risk"), [_watchlist_figure(), *figures]))
+    if user.has_perm(APPROVE):
+        sections.append((_("Admin"), [_pending_changes_figure(user)]))
     return sections
+
+
+def _pending_changes_figure(user) -> QueueFigure:
+    """Raises of money limits waiting for a second admin: the ones others proposed."""
+    row = (
+        PendingChange.objects.filter(state=PendingChange.State.PENDING)
+        .exclude(proposed_by=user)
+        .aggregate(n=Count("pk"), oldest=Min("proposed_at"))
+    )
+    return QueueFigure(
+        label=_("Money-limit raises waiting for your approval"),
+        count=row["n"],
+        oldest_at=row["oldest"],
+        url=reverse("admin:audit_pendingchange_changelist") + "?state=pending",
+    )
 
 
 def _differences_figure() -> QueueFigure:

@@ -9,14 +9,18 @@ admins edit policies; the risk threshold is one of the policy's rules.
 import copy
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from refunds import rules
-from refunds.models import DEFAULT_DISPUTE_REASONS, Reason, RefundPolicy
+from config.actors import Actor
+from config.errors import DomainError
+from refunds import rules, services
+from refunds.models import DEFAULT_DISPUTE_REASONS, PayoutSettings, Reason, RefundPolicy
 from refunds.selectors_policy import policy_dry_run
 
 CONFIRM = "_confirm_dry_run"
@@ -103,6 +107,14 @@ class RefundPolicyAdmin(admin.ModelAdmin):
         ),
     ]
 
+    def save_model(self, request, obj, form, change):
+        try:
+            result = services.policy_save(policy=obj, actor=Actor.for_user(request.user))
+        except DomainError as e:
+            messages.error(request, e.message)
+            return
+        _say_waiting(request, result, form)
+
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         if request.method == "POST" and CONFIRM not in request.POST:
             response = self._dry_run(request, object_id)
@@ -137,5 +149,71 @@ class RefundPolicyAdmin(admin.ModelAdmin):
             "days": days,
             "changed_fields": form.changed_data,
             "live": live,
+            "raises": [str(form.fields[n].label) for n in services.policy_raises(live, proposed) if n in form.fields],
         }
         return TemplateResponse(request, "admin/refunds/refundpolicy/dry_run.html", context)
+
+
+def _say_waiting(request, result, form) -> None:
+    """Tell the proposer which raise waits, and that the old value keeps applying."""
+    if result.pending is None:
+        return
+    labels = ", ".join(str(form.fields[n].label) if n in form.fields else n for n in result.waiting)
+    url = reverse("admin:audit_pendingchange_change", args=[result.pending.pk])
+    messages.warning(
+        request,
+        format_html(
+            '{} <a href="{}">{}</a>',
+            gettext("Raising %(fields)s needs a second admin's approval; until then the old value keeps applying.")
+            % {"fields": labels},
+            url,
+            str(result.pending),
+        ),
+    )
+
+
+class PayoutSettingsForm(forms.ModelForm):
+    change_note = forms.CharField(
+        label=_("Change note"), required=False, max_length=200, help_text=_("Why (kept in the audit log).")
+    )
+
+    class Meta:
+        model = PayoutSettings
+        fields = ["four_eyes_above"]
+
+    def clean_four_eyes_above(self):
+        value = self.cleaned_data["four_eyes_above"]
+        if value is not None and value < 0:
+            raise forms.ValidationError(_("The amount can't be negative."))
+        return value
+
+
+@admin.register(PayoutSettings)
+class PayoutSettingsAdmin(admin.ModelAdmin):
+    """The four-eyes threshold: admins change it (a raise waits for a second admin); finance reads it."""
+
+    form = PayoutSettingsForm
+    list_display = ["__str__", "four_eyes_above", "in_force", "updated_at"]
+    readonly_fields = ["in_force", "updated_at"]
+
+    def has_add_permission(self, request):
+        return False  # one row, made by the migration
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("in force"))
+    def in_force(self, obj):
+        return services.four_eyes_limit()
+
+    def save_model(self, request, obj, form, change):
+        try:
+            result = services.payout_settings_update(
+                four_eyes_above=form.cleaned_data["four_eyes_above"],
+                actor=Actor.for_user(request.user),
+                note=form.cleaned_data.get("change_note", ""),
+            )
+        except DomainError as e:
+            messages.error(request, e.message)
+            return
+        _say_waiting(request, result, form)

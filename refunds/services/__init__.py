@@ -31,6 +31,7 @@ from refunds.services.payouts import (
     payout_send,
     payout_void,
 )
+from refunds.services.policy import LimitChange, payout_settings_update, policy_raises, policy_save
 from refunds.services.returns import (
     carrier_scan_record,
     find_return,
@@ -56,6 +57,7 @@ from refunds.services.sla import sla_sweep
 __all__ = [
     "OPEN_PAYOUT_STATES",
     "BulkApproval",
+    "LimitChange",
     "LineRequest",
     "build_event",
     "carrier_scan_record",
@@ -73,6 +75,9 @@ __all__ = [
     "payout_record_status",
     "payout_retry",
     "payout_send",
+    "payout_settings_update",
+    "policy_raises",
+    "policy_save",
     "payout_void",
     "record_event",
     "refund_accept_alternative",

@@ -1,5 +1,15 @@
+"""Intake: a request is admitted, and what it asks for is held on the order, in one way on
+every database.
+
+`refund_submit` locks the order and its lines (`refunds.intake.lock_order`), asks
+`refunds.services.holds.take` what may be refunded (the amounts, and every refusal with its
+sentence), writes the holds, the request, its lines and its `submit` event
+(`refunds.intake`), and queues the evaluation after commit. There is no other path: the
+statements are hand-written for speed, the decisions are not (`tests/refunds/
+test_intake_property.py` holds them to a plain ORM reference).
+"""
+
 import logging
-from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -7,7 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from config.actors import Actor
-from config.q2 import enqueue_on_commit, task_row
+from config.q2 import enqueue_swept_on_commit
 from orders.models import OrderLine
 from refunds import intake
 from refunds import permissions as perms
@@ -25,7 +35,7 @@ from refunds.models import (
     RefundRequest,
 )
 from refunds.services.base import build_event, require
-from refunds.services.holds import line_amount
+from refunds.services.holds import NOTHING_LEFT, take
 
 logger = logging.getLogger(__name__)
 
@@ -87,28 +97,29 @@ def refund_submit(
         "idempotency_key": idempotency_key,
         "kind": kind,
         "reason": reason,
-        "lines": lines,
         "refund_method": refund_method,
         "customer_note": customer_note,
         "body_fingerprint": body_fingerprint,
     }
-    if intake.ONE_STATEMENT:
-        answer = _submit_in_one_statement(where, new)
-        if answer is not None:
-            return answer
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            # The key is looked up only under the order's lock: a concurrent POST with the same
-            # key waits there and then finds the first one's request.
             order, order_lines = intake.lock_order(cursor, **where)
-            existing = _find_idempotent(cursor, channel, idempotency_key, body_fingerprint)
-            if existing:
-                return existing, False
-            if order is None:
-                if intake.order_exists(cursor, **where):
-                    raise RefundValidationError({"lines": ["Nothing is left to refund on this order."]})
-                raise NotFound(f"Order {order_number} does not exist.")
-            refund, taken, refund_lines, event = _new_request(order, order_lines, new)
+            try:
+                if order is None:
+                    if intake.order_exists(cursor, **where):
+                        raise RefundValidationError({"lines": [NOTHING_LEFT]})
+                    raise NotFound(f"Order {order_number} does not exist.")
+                taken = take(order, order_lines, lines)
+            except (RefundValidationError, NotFound):
+                # A replay is answered before any refusal: the first request may have taken
+                # what is asked for. Looked up under the order's lock, a concurrent POST with
+                # the same key waits there and then finds the first one's request. (An
+                # admitted replay is caught by the key's unique constraint below.)
+                existing = _find_idempotent(cursor, channel, idempotency_key, body_fingerprint)
+                if existing:
+                    return existing, False
+                raise
+            refund, refund_lines, event = _new_request(order, taken, new)
             intake.hold(cursor, order=order, moves=taken)
             intake.insert(cursor, [refund])
             for obj in (*refund_lines, event):
@@ -117,45 +128,13 @@ def refund_submit(
             intake.insert(cursor, [event])
             _submitted(refund, refund_lines, event)
     except IntegrityError:
-        # The same key raced in on another order: the unique constraint decided.
+        # The key was used already (a replay that was admissible again, or the same key racing
+        # in on another order): the unique constraint decided, and nothing of this was written.
         with connection.cursor() as cursor:
             existing = _find_idempotent(cursor, channel, idempotency_key, body_fingerprint)
         if existing:
             return existing, False
         raise
-    return refund, True
-
-
-def _submit_in_one_statement(where: dict, new: dict) -> tuple[RefundRequest, bool] | None:
-    """Intake as one statement and no transaction of its own (PostgreSQL): see
-    `intake.submit`. None means "take the locked path": the request names a SKU twice or a
-    quantity below 1, or the statement refused it (no such order or SKU, more than is left,
-    the key already used); that path says which, or answers the replay."""
-    lines = new["lines"]
-    if lines is not None and (
-        not lines or len({line.sku for line in lines}) != len(lines) or any(line.quantity < 1 for line in lines)
-    ):
-        return None
-    now = timezone.now()
-    event = _submit_event(new, now)
-    # On the ORM broker the statement writes the evaluation task too (None: enqueue after).
-    task = task_row("refunds.tasks.refund_evaluate_submitted_task", new["channel"].pk, new["idempotency_key"])
-    # Inside a caller's transaction the statement gets a savepoint, so that a refusal leaves
-    # that transaction usable; on its own it commits by itself (autocommit).
-    try:
-        with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
-            refund, refund_lines = intake.submit(
-                cursor,
-                **where,
-                lines=None if lines is None else [(line.sku, line.quantity) for line in lines],
-                refund=_request_values(new, now),
-                event=event,
-                task=task,
-            )
-    except IntegrityError:
-        return None
-    refund.channel = new["channel"]
-    _submitted(refund, refund_lines, event, queued=task is not None)
     return refund, True
 
 
@@ -169,24 +148,6 @@ def _replay(match: tuple[int, str], fingerprint: str) -> RefundRequest:
     if match[1] != fingerprint:
         raise IdempotencyConflict("This Idempotency-Key was already used with a different body.")
     return RefundRequest.objects.get(pk=match[0])
-
-
-def _request_values(new: dict, now) -> dict:
-    """A new request's own values by attname, as the channel asked for it; the order's facts
-    (order, customer, currency, amount) are the intake's to fill in, the rest are defaults."""
-    return {
-        "channel_id": new["channel"].pk,
-        "idempotency_key": new["idempotency_key"],
-        "body_fingerprint": new["body_fingerprint"],
-        "kind": new["kind"],
-        "requested_kind": new["kind"],
-        "reason": new["reason"],
-        "refund_method": new["refund_method"],
-        "customer_note": new["customer_note"],
-        "state_changed_at": now,
-        "created_at": now,
-        "updated_at": now,
-    }
 
 
 def _submit_event(new: dict, now) -> RefundEvent:
@@ -203,45 +164,44 @@ def _submit_event(new: dict, now) -> RefundEvent:
     return event
 
 
-def _unsaved_request(new: dict) -> tuple[RefundRequest, RefundEvent]:
-    """The request as the channel asked for it and its `submit` event, not saved yet; the
-    order's facts (order, customer, currency, amount) are the caller's to fill in."""
+def _new_request(
+    order, taken: list[tuple[OrderLine, int, Decimal]], new: dict
+) -> tuple[RefundRequest, list[RefundLine], RefundEvent]:
+    """The request on `order` for what `take` allowed, its lines and its `submit` event,
+    none of them saved yet."""
     now = timezone.now()
-    refund = RefundRequest(**_request_values(new, now))
+    refund = RefundRequest(
+        channel_id=new["channel"].pk,
+        idempotency_key=new["idempotency_key"],
+        body_fingerprint=new["body_fingerprint"],
+        kind=new["kind"],
+        requested_kind=new["kind"],
+        reason=new["reason"],
+        refund_method=new["refund_method"],
+        customer_note=new["customer_note"],
+        state_changed_at=now,
+        created_at=now,
+        updated_at=now,
+        order=order,
+        customer_id=order.customer_id,
+        currency=order.currency,
+        amount_requested=sum((amount for _, _, amount in taken), Decimal("0.00")),
+    )
     refund.channel = new["channel"]
     event = _submit_event(new, now)
     event.request = refund
-    return refund, event
+    refund_lines = [RefundLine(request=refund, order_line=line, quantity=qty, amount=amount) for line, qty, amount in taken]
+    return refund, refund_lines, event
 
 
-def _new_request(
-    order, order_lines, new: dict
-) -> tuple[RefundRequest, list[tuple[OrderLine, int, Decimal]], list[RefundLine], RefundEvent]:
-    """The request on `order`, what it takes from each order line, its lines and its
-    `submit` event, none of them saved yet. Raises RefundValidationError for what is not
-    left to refund."""
-    wanted = _resolve_lines(order_lines, new["lines"])
-    taken: list[tuple[OrderLine, int, Decimal]] = [(line, qty, line_amount(line, qty)) for line, qty in wanted]
-    amount = sum((a for _, _, a in taken), Decimal("0.00"))
-    if amount <= 0:
-        raise RefundValidationError({"lines": ["Nothing is left to refund on this order."]})
-    if amount > order.refundable_total:
-        raise RefundValidationError(
-            {"lines": [f"{amount} is more than is left to refund on the order ({order.refundable_total})."]}
-        )
-    refund, event = _unsaved_request(new)
-    refund.order, refund.customer_id, refund.currency, refund.amount_requested = order, order.customer_id, order.currency, amount
-    refund_lines = [RefundLine(request=refund, order_line=line, quantity=qty, amount=a) for line, qty, a in taken]
-    return refund, taken, refund_lines, event
-
-
-def _submitted(refund: RefundRequest, refund_lines: list[RefundLine], event: RefundEvent, *, queued: bool = False) -> None:
+def _submitted(refund: RefundRequest, refund_lines: list[RefundLine], event: RefundEvent) -> None:
     """After the request is written. Intake is only the write: the evidence, the risk score
     and the customer's receipt are the first thing the evaluation task does
-    (`capture_intake_facts`), still before any decision; one task, one broker write, which
-    `queued` says the intake statement made already."""
-    if not queued:
-        enqueue_on_commit("refunds.tasks.refund_evaluate_task", refund.pk)
+    (`capture_intake_facts`), still before any decision. The request itself, `submitted`,
+    is the record that it waits to be evaluated: its task is queued after commit (without a
+    second wait for the disk, see config.q2), and one the broker refused or a crash lost is
+    re-driven by `refunds.tasks.sweep_submitted`."""
+    enqueue_swept_on_commit("refunds.tasks.refund_evaluate_task", refund.pk)
     # The caller answers from what was just written instead of reading it back.
     _set_loaded(refund, "lines", refund_lines)
     _set_loaded(refund, "events", [event])
@@ -252,32 +212,3 @@ def _set_loaded(instance, relation: str, objects: list) -> None:
     qs = getattr(instance, relation).all()
     qs._result_cache, qs._prefetch_done = list(objects), True
     instance.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = qs
-
-
-def _resolve_lines(order_lines: dict[str, OrderLine], lines: list[LineRequest] | None):
-    if lines is None:
-        wanted = [(line, line.refundable_quantity) for line in order_lines.values() if line.refundable_quantity > 0]
-        if not wanted:
-            raise RefundValidationError({"lines": ["Nothing is left to refund on this order."]})
-        return wanted
-    if not lines:
-        raise RefundValidationError({"lines": ["Name at least one line, or leave lines out for the whole order."]})
-    errors: list[str] = []
-    wanted = []
-    seen = set()
-    for i, req in enumerate(lines):
-        line = order_lines.get(req.sku)
-        if line is None:
-            errors.append(f"line {i + 1}: SKU '{req.sku}' is not on this order.")
-        elif req.sku in seen:
-            errors.append(f"line {i + 1}: SKU '{req.sku}' is named twice.")
-        elif req.quantity <= 0:
-            errors.append(f"line {i + 1}: quantity must be at least 1.")
-        elif req.quantity > line.refundable_quantity:
-            errors.append(f"line {i + 1}: {req.quantity} of '{req.sku}' asked, only {line.refundable_quantity} left to refund.")
-        else:
-            wanted.append((line, req.quantity))
-        seen.add(req.sku)
-    if errors:
-        raise RefundValidationError({"lines": errors})
-    return wanted

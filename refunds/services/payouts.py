@@ -34,6 +34,7 @@ from refunds.models import (
     Coupon,
     Payout,
     PayoutBatch,
+    PayoutSettings,
     RefundEvent,
     RefundMethod,
     RefundRequest,
@@ -51,7 +52,10 @@ logger = logging.getLogger(__name__)
 
 
 def four_eyes_limit() -> Decimal:
-    return Decimal(settings.REFUND_DESK["PAYOUT_FOUR_EYES_ABOVE"])
+    """Payouts above this need two finance approvers: the admin's value (`PayoutSettings`),
+    else the deployment's setting. A raise applies only once a second admin approved it."""
+    value = PayoutSettings.objects.filter(pk=1).values_list("four_eyes_above", flat=True).first()
+    return value if value is not None else Decimal(settings.REFUND_DESK["PAYOUT_FOUR_EYES_ABOVE"])
 
 
 def payout_approve(*, payout_id: int, actor: Actor) -> Payout:

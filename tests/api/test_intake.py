@@ -1,15 +1,15 @@
-"""The intake's two ways of writing a request, and the answer the POST gives.
+"""The intake's one way of writing a request, and the answer the POST gives.
 
-On PostgreSQL a request for named lines is one statement (`refunds.intake.submit`) that
-locks, works the amounts out, holds and inserts; whatever it refuses writes nothing and
-goes to the locked path, which says why. Elsewhere (and for the whole order) the locked
-path is the only one. These tests hold both to the same answers.
+Every database runs the same path: lock the order and its lines, `holds.take` decides what
+may be refunded (or refuses, saying why), the hand-written statements of `refunds.intake`
+hold and insert, and the evaluation is queued after commit.
+(`tests/refunds/test_intake_property.py` checks the decisions against a plain ORM reference.)
 """
 
 from decimal import Decimal
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import RequestFactory
 from django.utils.module_loading import import_string
 from django_q.models import OrmQ
@@ -68,9 +68,9 @@ def _fields(obj) -> dict:
 
 
 def test_the_request_returned_is_the_row_written(channel):
-    """The one statement writes the request's defaults as literals and builds the instance
-    it returns without `Model()` (intake._instance); both ways must agree with the row, and
-    the instance must be as usable as a loaded one (its relations set, nothing deferred)."""
+    """The request is written by a hand-written INSERT (`intake.insert`), not `save()`: the
+    instance returned must agree with the row, and be as usable as a loaded one (its
+    relations set, nothing deferred)."""
     order = OrderFactory(channel=channel, lines=[("SKU-1", 3, "10.00"), ("SKU-2", 1, "5.55")])
     refund, created = _submit(channel, order, "k-1", [("SKU-2", 1)], note="too small")
     assert created and refund.pk is not None and not refund._state.adding
@@ -100,8 +100,7 @@ def test_the_request_returned_is_the_row_written(channel):
     ],
 )
 def test_amounts_follow_the_rounding_rule_to_the_cent(channel, lines, asks, amounts):
-    """On PostgreSQL the one intake statement works the amounts out in SQL; the locked path
-    (SQLite) in Python. Both must give the same cents."""
+    """`holds.take` works the amounts out to the cent; what is held is exactly that."""
     order = OrderFactory(channel=channel, lines=[(sku, qty, Decimal(total) / qty) for sku, qty, total in lines])
     for sku, _, total in lines:
         OrderLine.objects.filter(order=order, sku=sku).update(line_total=Decimal(total))
@@ -179,22 +178,20 @@ def queue(monkeypatch):
     return lambda: [(row.key, row.task["func"], row.task["args"]) for row in OrmQ.objects.order_by("pk")]
 
 
-def test_the_evaluation_task_is_queued_with_the_request(channel, queue, django_capture_on_commit_callbacks):
-    """On PostgreSQL the intake statement writes the task's row itself, so it is committed
-    with the request (no callback after commit); the locked path queues it after commit.
-    Either way one task, and running it evaluates this request."""
+def test_the_evaluation_task_is_queued_after_commit(channel, queue, django_capture_on_commit_callbacks):
+    """Nothing of django-q2's is written inside the intake: one task is handed to the broker
+    after commit (through config.q2), and running it evaluates this request."""
     from django_q.conf import Conf
 
     order = OrderFactory(channel=channel, lines=[("SKU-1", 1, "10.00")])
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         refund, created = _submit(channel, order, "k-1", [("SKU-1", 1)])
-    assert created
+    assert created and len(callbacks) == 1
+    assert queue() == [], "nothing is queued before commit"
+    callbacks[0]()
     [(key, func, args)] = queue()
     assert key == Conf.CLUSTER_NAME
-    if connection.vendor == "postgresql":
-        assert (func, args, callbacks) == ("refunds.tasks.refund_evaluate_submitted_task", (channel.pk, "k-1"), [])
-    else:
-        assert (func, args) == ("refunds.tasks.refund_evaluate_task", (refund.pk,))
+    assert (func, args) == ("refunds.tasks.refund_evaluate_task", (refund.pk,))
     assert RefundRequest.objects.get(pk=refund.pk).state == RefundRequest.State.SUBMITTED
     import_string(func)(*args)
     assert RefundRequest.objects.get(pk=refund.pk).state == RefundRequest.State.READY_FOR_PAYOUT
@@ -233,4 +230,25 @@ def test_the_service_names_each_unknown_code(channel):
         )
     assert sorted(refused.value.errors) == ["kind", "reason", "refund_method"]
     assert refused.value.errors["reason"][0].startswith("'bored' is not a reason code; use one of not_received, shipping_delay, ")
+    assert _written() == before
+
+
+def test_a_save_signal_on_a_model_intake_inserts_stops_it_with_a_sentence(channel):
+    """The INSERTs are hand-written and skip `save()`: a receiver added later would silently
+    not run, so intake refuses to start (a real check, not an assert) and writes nothing."""
+    from django.core.exceptions import ImproperlyConfigured
+    from django.db.models.signals import post_save
+
+    order = OrderFactory(channel=channel, lines=[("SKU-1", 1, "10.00")])
+    before = _written()
+
+    def receiver(**kwargs):
+        pass
+
+    post_save.connect(receiver, sender=RefundLine)
+    try:
+        with pytest.raises(ImproperlyConfigured, match="RefundLine has pre_save/post_save receivers"):
+            _submit(channel, order, "k-1", [("SKU-1", 1)])
+    finally:
+        post_save.disconnect(receiver, sender=RefundLine)
     assert _written() == before

@@ -128,9 +128,6 @@ def test_put_order_answers_201_with_the_order_saved_and_the_nightly_recompute_sc
     assert RiskProfile.objects.get(customer=order.customer).orders_90d == 1
 
 
-# On the ORM broker the intake's one statement writes the evaluation task with the request,
-# so there is no enqueue after commit to lose (tests/api/test_intake.py).
-@pytest.mark.parametrize("outage", ["redis"], indirect=True)
 def test_post_refund_answers_201_with_the_request_saved_and_the_sweeper_decides_it(api, outage, caplog, settings):
     order = OrderFactory(channel=api.channel, lines=[("SKU-1", 1, "15.00")])
     outage.down()

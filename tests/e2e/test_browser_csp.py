@@ -79,7 +79,7 @@ def test_every_admin_screen_works_under_the_policy_with_no_violation(watched, li
         reverse("admin:refunds_refundrequest_create"),
         reverse("admin:refunds_payout_change", args=[payout.pk]),
         reverse("admin:refunds_payout_reconciliation"),
-        reverse("admin:refunds_payout_import_orders"),
+        reverse("admin:orders_order_import"),
         reverse("admin:refunds_returnparcel_scan"),
         reverse("admin:refunds_returnparcel_inspect", args=[received.pk]),
         reverse("admin:risk_report"),

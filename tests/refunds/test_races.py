@@ -32,8 +32,8 @@ D = Decimal
 def queued(monkeypatch):
     """Tasks go to a list instead of running inline: the test decides who runs them, when."""
     calls = []
-    for module in (intake, payouts):
-        monkeypatch.setattr(module, "enqueue_on_commit", lambda func, *args: calls.append((func, args)))
+    monkeypatch.setattr(intake, "enqueue_swept_on_commit", lambda func, *args: calls.append((func, args)))
+    monkeypatch.setattr(payouts, "enqueue_on_commit", lambda func, *args: calls.append((func, args)))
     return calls
 
 

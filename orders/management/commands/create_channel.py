@@ -5,6 +5,8 @@ import secrets
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from config.actors import SYSTEM
+from config.audit.log import acting
 from orders.models import Channel
 
 
@@ -27,6 +29,8 @@ class Command(BaseCommand):
             channel.kind = kind
             channel.key_hash = Channel.hash_key(key)
             channel.key_prefix = key[:8]
-            channel.save()
+            # The audit log shows the new key's prefix (never its hash) and where it came from.
+            with acting(SYSTEM, via="manage.py create_channel" + (" --rotate" if rotate else "")):
+                channel.save()
         self.stdout.write(f"Channel {channel.name} ({channel.kind}) ready. Its key, shown only now:")
         self.stdout.write(key)
