@@ -20,7 +20,8 @@ setup: $(VENV)/.installed
 
 ## make demo: set up, migrate, load demo data (SQLite by default) and run web + django-q2 cluster.
 # The demo runs with DEBUG on: the repository's key, the simulated gateway and the console
-# SMS and e-mail backends, which a process with DEBUG off refuses to start with (docs/deploy.md).
+# SMS and e-mail backends, which a process with DEBUG off refuses to start with (docs/deploy.md);
+# seed_demo too refuses to run without it (it prints the staff logins and keys it made).
 DEMO_ENV := DEBUG=1
 demo: setup
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput

@@ -26,7 +26,8 @@ def main() -> None:
     args = parser.parse_args()
 
     url = f"{args.server}/{args.db}"
-    env = {**os.environ, "DATABASE_URL": url, "Q_CLUSTER_NAME": "rd-seed-bench"}
+    # seed_demo loads only with DEBUG on: demo data, never a real install's.
+    env = {**os.environ, "DATABASE_URL": url, "Q_CLUSTER_NAME": "rd-seed-bench", "DEBUG": "1"}
     host = args.server.rsplit("@", 1)[-1].split(":")[0]
     user = args.server.split("//", 1)[1].split("@", 1)[0]
     for sql in (f"drop database if exists {args.db}", f"create database {args.db}"):

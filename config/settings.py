@@ -374,7 +374,6 @@ PAYMENT_GATEWAY = {
 # Money and policy knobs.
 REFUND_DESK = {
     "DEFAULT_CURRENCY": "CNY",
-    "RETURN_WINDOW_DAYS": env_int("RETURN_WINDOW_DAYS", 14),
     "RETURN_ADDRESS": env_str("RETURN_ADDRESS", "Refund Desk Returns, 88 Warehouse Road, Hangzhou 310000, CN"),
     # Payouts above this need a second, different finance approver.
     "PAYOUT_FOUR_EYES_ABOVE": env_str("PAYOUT_FOUR_EYES_ABOVE", "1000.00"),

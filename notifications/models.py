@@ -8,7 +8,7 @@ never loses a message.
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.template import TemplateSyntaxError
+from django.template import Engine, TemplateSyntaxError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -104,6 +104,16 @@ class StaffInboxRead(models.Model):
         return f"N-{self.notification_id} read by {self.user_id}"
 
 
+# The language a MessageTemplate is written in: Django's templates without HTML escaping (SMS
+# and inbox text are plain text). Here, not in rendering.py, so that the model can check a
+# template compiles without importing the module that imports it.
+_ENGINE = Engine(autoescape=False)
+
+
+def compile_text(text: str):
+    return _ENGINE.from_string(text or "")
+
+
 class MessageTemplate(models.Model):
     """The text of one event on one channel in one language, with `{{ placeholders }}`."""
 
@@ -125,8 +135,6 @@ class MessageTemplate(models.Model):
         return f"{self.event} / {self.channel} / {self.language}"
 
     def clean(self):
-        from notifications.rendering import compile_text
-
         for field in ("subject", "body"):
             try:
                 compile_text(getattr(self, field))

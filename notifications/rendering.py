@@ -8,17 +8,11 @@ template can not call methods or walk relations.
 import logging
 
 from django.conf import settings
-from django.template import Context, Engine, TemplateSyntaxError
+from django.template import Context, TemplateSyntaxError
 
-from notifications.models import MessageTemplate
+from notifications.models import MessageTemplate, compile_text
 
 logger = logging.getLogger(__name__)
-
-_ENGINE = Engine(autoescape=False)
-
-
-def compile_text(text: str):
-    return _ENGINE.from_string(text or "")
 
 
 def refund_context(refund) -> dict:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from config.q2 import enqueue_many_on_commit
 from notifications.models import Notification, StaffInboxRead
 from notifications.rendering import render
+from notifications.selectors import staff_inbox_for
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +137,6 @@ def notification_resend(*, notification_ids: list[int]) -> int:
 
 def inbox_mark_read(*, user, notification_ids: list[int]) -> int:
     """Mark inbox messages read for this user only; the rest of the role still sees them unread."""
-    from notifications.selectors import staff_inbox_for
-
     visible = list(staff_inbox_for(user).filter(pk__in=notification_ids).values_list("pk", flat=True))
     StaffInboxRead.objects.bulk_create([StaffInboxRead(notification_id=pk, user=user) for pk in visible], ignore_conflicts=True)
     return len(visible)

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from config.q2 import enqueue_many_on_commit
 from notifications import selectors, senders
@@ -21,8 +22,6 @@ def notification_send(notification_id: int) -> bool:
 
 
 def notification_send_stuck(notification_id: int, claimed_before: str) -> bool:
-    from django.utils.dateparse import parse_datetime
-
     return senders.send_stuck(notification_id=notification_id, claimed_before=parse_datetime(claimed_before))
 
 

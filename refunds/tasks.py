@@ -1,9 +1,10 @@
 """django-q2 tasks: each takes ids, makes one service call, and is safe to run twice."""
 
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from config import sweeps
@@ -147,9 +148,5 @@ def reconcile_yesterday() -> int:
 
 def reconciliation_run_task(day: str, user_id: int | None = None) -> str:
     """Finance's "check against the gateway" button: the run, by the person who asked."""
-    from datetime import date
-
-    from django.contrib.auth import get_user_model
-
     actor = Actor.for_user(get_user_model().objects.get(pk=user_id)) if user_id else SYSTEM
     return reconciliation.reconciliation_run(day=date.fromisoformat(day), actor=actor).state

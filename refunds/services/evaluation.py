@@ -10,6 +10,7 @@ from config.actors import SYSTEM, Actor
 from notifications.services import notify_customer, notify_staff
 from refunds import rules
 from refunds.assessment import risk_assessor
+from refunds.evidence import capture_evidence
 from refunds.models import (
     Payout,
     RefundRequest,
@@ -91,8 +92,6 @@ def capture_intake_facts(refund: RefundRequest) -> None:
     `submitted` re-drives it when the task is lost. `assess_customer` queues the profile
     recompute itself.
     """
-    from refunds.evidence import capture_evidence
-
     assessment = risk_assessor().assess_customer(customer=refund.customer, refund=refund)
     refund.risk_score, refund.risk_level, refund.risk_signals = assessment.score, assessment.level, assessment.signals
     refund.evidence = capture_evidence(refund)
@@ -103,12 +102,14 @@ def capture_intake_facts(refund: RefundRequest) -> None:
 def route_approved(refund: RefundRequest, *, actor: Actor) -> None:
     """approved → awaiting_return (with a return code) or → ready_for_payout (with payouts)."""
     if refund.kind == RefundRequest.Kind.RETURN_AND_REFUND:
-        cfg = settings.REFUND_DESK
+        # One return window, the one the merchant edits in the channel's policy: the customer
+        # had that long after delivery to ask, and has as long again to send the parcel.
+        window = rules.policy_for(refund.channel).return_window_days
         parcel = ReturnParcel.objects.create(
             request=refund,
             return_code=_new_return_code(),
-            address=cfg["RETURN_ADDRESS"],
-            deadline=timezone.now() + timedelta(days=cfg["RETURN_WINDOW_DAYS"]),
+            address=settings.REFUND_DESK["RETURN_ADDRESS"],
+            deadline=timezone.now() + timedelta(days=window),
         )
         move(refund, "await_return", actor=SYSTEM, note=f"return code {parcel.return_code}")
         notify_customer(

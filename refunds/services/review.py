@@ -6,7 +6,7 @@ from django_fsm import can_proceed
 
 from config.actors import Actor
 from notifications.services import notify_customer, notify_staff
-from orders.models import Shipment
+from orders.models import CustomerMessage, Shipment
 from orders.signals import customer_changed
 from refunds import permissions as perms
 from refunds.errors import (
@@ -150,8 +150,6 @@ def refund_resume(*, refund_id: int, actor: Actor, message: str = "") -> RefundR
             raise RefundNotAllowed(f"{refund.number} is not waiting for an answer from the customer.")
         move(refund, "resume", actor=actor, note=message or ("no answer in time" if actor.is_system else ""))
         if message and refund.customer_id:
-            from orders.models import CustomerMessage
-
             CustomerMessage.objects.create(
                 customer_id=refund.customer_id, order_id=refund.order_id, channel=refund.channel, direction="in", body=message
             )

@@ -51,6 +51,21 @@ def test_an_approved_return_gets_a_code_address_and_deadline(django_capture_on_c
     assert [s["rule"] for s in refund.rule_trace][:2] == ["order_paid", "return_window"]
 
 
+@pytest.mark.parametrize("own_policy", [False, True])
+def test_the_return_deadline_is_the_policys_return_window(own_policy, django_capture_on_commit_callbacks):
+    # One return window: the one the merchant edits in the admin, per channel or the default.
+    order = OrderFactory(lines=[("SKU-1", 1, "50.00")])
+    if own_policy:
+        RefundPolicy.objects.create(channel=order.channel, name="shop", return_window_days=9)
+    else:
+        RefundPolicy.objects.filter(channel__isnull=True).update(return_window_days=45)
+    with django_capture_on_commit_callbacks(execute=True):
+        refund = submit(order)
+    parcel = ReturnParcel.objects.get(request=refund)
+    days = 9 if own_policy else 45
+    assert abs(parcel.deadline - (timezone.now() + timedelta(days=days))) < timedelta(minutes=1)
+
+
 def test_a_small_return_becomes_refund_only_and_ready_for_payout(django_capture_on_commit_callbacks):
     order = OrderFactory(lines=[("SKU-1", 1, "15.00")])
     with django_capture_on_commit_callbacks(execute=True):

@@ -18,7 +18,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.management.commands.seed_demo import STAFF
+from refunds.management.commands.seed_demo import STAFF
 
 BASE_DIR = Path(settings.BASE_DIR)
 QCLUSTER_LOG = BASE_DIR / "qcluster.log"
@@ -113,8 +113,8 @@ class Command(BaseCommand):
             f"  API docs:  {base}/api/docs/",
             f"  Database:  {db['ENGINE'].rsplit('.', 1)[-1]} ({where}); task broker: {broker}",
             f"  q2 cluster log (the SMS and e-mails it sends): {QCLUSTER_LOG}",
-            "  Logins (demo passwords):",
-            *[f"    {u:<10} {p:<20} {r or 'superuser'}" for u, (p, r) in STAFF.items()],
+            "  Logins (their passwords were printed by seed_demo when it loaded the demo data):",
+            *[f"    {u:<10} {r or 'superuser'}" for u, r in STAFF.items()],
             "Press Ctrl-C to stop both the web server and the q2 cluster.",
             "",
         ]

@@ -5,22 +5,34 @@ The bulk of the history is written with `bulk_create` in chunks (states set dire
 holds, refunded totals, payouts and event logs consistent with each other), so
 `--orders 1000000` is practical on PostgreSQL. Then a few dozen requests are driven through
 the real services, so their event logs, evidence reports and notifications are the real thing.
-Deterministic for a given `--seed` (apart from timestamps, which are relative to now).
+
+The bulk requests are decided by the merchant's own policy (`refunds.rules.decide` with each
+channel's `RefundPolicy`), exactly as `refund_evaluate` would have decided them: a request is
+planned for a resting state, and kept only when the rules' outcome leads there, with the
+rules' trace, sentences and kind stored as they are. What a customer writes fits the reason.
+
+Demo only: it refuses to run with DEBUG off. Staff passwords, channel API keys and carrier
+secrets are random, printed once; `--seed N` makes everything repeatable, secrets included
+(apart from timestamps, which are relative to now).
 """
 
 import random
+import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 from tqdm import tqdm
 
+from config.actors import SYSTEM, Actor
 from orders.models import (
     Address,
     AddressChange,
@@ -35,34 +47,47 @@ from orders.models import (
     Shipment,
     TrackingEvent,
 )
+from refunds import rules
+from refunds import services as rs
+from refunds.errors import RefundError, RefundNotAllowed
+from refunds.gateways.simulated import SimulatedGateway
 from refunds.gateways.simulated.models import GatewayLedgerEntry
 from refunds.models import (
+    DEFAULT_DISPUTE_REASONS,
     Coupon,
     Inspection,
     Payout,
+    Reason,
     RefundEvent,
     RefundLine,
+    RefundPolicy,
     RefundRequest,
     ReturnParcel,
     WalletEntry,
     move_set,
 )
+from refunds.services import LineRequest
+from risk.models import RiskSettings
+from risk.scoring import level_for
+from risk.services import recompute_all, watchlist_add
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 RS = RefundRequest.State
 PS = Payout.State
 
-# username → (password, role group or None for the superuser). Demo only: printed on screen.
+# username → role group (None for the superuser). Passwords are made at seeding time.
 STAFF = {
-    "admin": ("admin-demo-pass", None),
-    "support": ("support-demo-pass", "support"),
-    "support2": ("support-demo-pass", "support"),
-    "warehouse": ("warehouse-demo-pass", "warehouse"),
-    "finance": ("finance-demo-pass", "finance"),
-    "finance2": ("finance-demo-pass", "finance"),
-    "risk": ("risk-demo-pass", "risk"),
+    "admin": None,
+    "support": "support",
+    "support2": "support",
+    "warehouse": "warehouse",
+    "finance": "finance",
+    "finance2": "finance",
+    "risk": "risk",
 }
+# No 0/o, 1/l/i: a password read off a terminal is typed by hand.
+TYPEABLE = "abcdefghjkmnpqrstuvwxyz23456789"
 
 CHANNELS = [
     ("Tmall Marketplace", Channel.Kind.MARKETPLACE),
@@ -102,22 +127,55 @@ SURNAMES = "Wang Li Zhang Liu Chen Yang Huang Zhao Wu Zhou Xu Sun Ma Zhu Hu Guo 
 GIVEN = "Wei Fang Na Min Jing Li Qiang Lei Jun Yang Yong Yan Jie Tao Ming Chao Xiu Xia Hui Ping Gang Hong".split()
 CITIES = [("Shanghai", "200000"), ("Beijing", "100000"), ("Hangzhou", "310000"), ("Shenzhen", "518000"), ("Chengdu", "610000")]
 STREETS = ["Nanjing Road", "Huaihai Road", "Wensan Road", "Shennan Avenue", "Chunxi Road", "Jianguo Road", "Binjiang Avenue"]
-MESSAGES_IN = [
-    "Where is my parcel?",
-    "The size is too small, can I return it?",
-    "The item arrived damaged, the box was crushed.",
-    "I received the wrong colour.",
-    "When will my refund arrive?",
-    "Can you deliver to my office instead?",
-    "The product does not look like the photos.",
-]
-MESSAGES_OUT = [
-    "Sorry for the trouble! We are checking with the carrier.",
-    "You can request a return in the app within 30 days.",
-    "Please send us a photo of the damage.",
-    "Your refund has been approved.",
-]
-DISPUTE = ["not_as_described", "used_goods", "quality_issue"]
+# What a customer writes, by the reason of the request: the request's note and the customer's
+# messages on that order say the same thing (a "size or fit" request never asks where the
+# parcel is). Only the two delivery reasons talk about the parcel.
+CUSTOMER_NOTES = {
+    "size_fit": ["The size is too small, can I return it?", "The shoes are a size too big.", "It is too tight, it does not fit."],
+    "changed_mind": ["I changed my mind, I don't need it any more.", "I ordered it by mistake.", "Sorry, I no longer want it."],
+    "damaged": ["The box was crushed and the item inside is damaged.", "The glass is cracked.", "It came broken in two pieces."],
+    "wrong_item": ["I received the wrong colour.", "This is not the model I ordered.", "You sent me the wrong item."],
+    "not_received": ["My parcel never arrived.", "The tracking says delivered but I have not received anything."],
+    "shipping_delay": ["Where is my parcel? It is a week late.", "The delivery is taking far too long."],
+    "not_as_described": ["The product does not look like the photos.", "The material is not what the listing says."],
+    "used_goods": ["It looks used: there are scratches and fingerprints on it.", "The seal was already opened."],
+    "quality_issue": ["The seam came apart after one wash.", "It stopped working after two days."],
+    "other": ["Please call me about this order, it is complicated.", "I would like to talk to someone about this order."],
+}
+REPLIES = {
+    "size_fit": "Sorry it does not fit! You can send it back for a refund.",
+    "changed_mind": "No problem: an unused item can be sent back within {window} days of delivery.",
+    "damaged": "Sorry about that! Please send us a photo of the damage.",
+    "wrong_item": "Sorry for the mix-up! Please send us a photo of what you received.",
+    "not_received": "Sorry for the trouble! We are checking with the carrier.",
+    "shipping_delay": "Sorry for the wait! We are asking the carrier to hurry.",
+    "not_as_described": "Could you send us a photo, so we can compare it with the listing?",
+    "used_goods": "Sorry! Please send us a photo, we will look into it.",
+    "quality_issue": "Sorry about that! Please send us a photo of the problem.",
+    "other": "Thanks, a colleague will call you back today.",
+}
+# Support's question to the customer, and its reason for a rejection, fitting the request.
+QUESTIONS = {
+    "size_fit": "Are the labels still attached?",
+    "changed_mind": "Is the item still unopened?",
+    "not_received": "Could you check with your neighbours and the parcel locker?",
+    "shipping_delay": "Could you wait two more days?",
+    "other": "Could you tell us a little more?",
+}
+REJECTIONS = {
+    "size_fit": "The item was worn: it can not be returned.",
+    "changed_mind": "The item was opened and used: it can not be returned.",
+    "not_received": "The carrier's photo shows the parcel handed over at the door.",
+    "shipping_delay": "The parcel was delivered the next day.",
+    "damaged": "The photos show no damage.",
+    "wrong_item": "The photos show the item that was ordered.",
+    "not_as_described": "The item matches the listing and its photos.",
+    "used_goods": "The photos show the item was used for weeks.",
+    "quality_issue": "The wear shown is normal use, not a defect.",
+    "other": "We could not find a reason to refund this order.",
+}
+CONVERSATION_IN = ["Where is my parcel?", "Can you deliver to my office instead?", "Can I change the delivery time?"]
+CONVERSATION_OUT = ["Sorry for the trouble! We are checking with the carrier.", "Done, we have noted it on your order."]
 PLAIN_REASONS = ["size_fit", "changed_mind", "damaged", "wrong_item", "other", "not_received"]
 
 ORDER_STATES = [("pending_payment", 3), ("paid", 6), ("shipped", 10), ("delivered", 46), ("completed", 32), ("cancelled", 3)]
@@ -142,6 +200,8 @@ REFUND_STATES = [
 OPEN = {RS.SUBMITTED, RS.UNDER_REVIEW, RS.AWAITING_CUSTOMER, RS.AWAITING_RETURN, RS.RETURN_IN_TRANSIT, RS.RECEIVED}
 OPEN |= {RS.READY_FOR_PAYOUT}
 RETURN_STATES = {RS.AWAITING_RETURN, RS.RETURN_IN_TRANSIT, RS.RECEIVED, RS.CANCELLED}
+# A bulk request is evaluated this long after it is made, as its task would have been.
+EVALUATED_AFTER = timedelta(seconds=2)
 READY_PAYOUT_STATES = [(PS.PROCESSING, 7), (PS.APPROVED, 8), (PS.FAILED, 25), (PS.PENDING_APPROVAL, 60)]
 
 
@@ -149,16 +209,34 @@ def pick(rng: random.Random, weighted):
     return rng.choices([v for v, _ in weighted], weights=[w for _, w in weighted])[0]
 
 
+# The outcome of the policy that can lead to each resting state (approved requests rest in
+# the states after `approved`). Submitted and withdrawn ones were never evaluated.
+APPROVED_STATES = {RS.AWAITING_RETURN, RS.RETURN_IN_TRANSIT, RS.RECEIVED, RS.READY_FOR_PAYOUT, RS.REFUNDED, RS.CANCELLED}
+OUTCOMES_FOR = {
+    RS.UNDER_REVIEW: {rules.ESCALATE},
+    RS.AWAITING_CUSTOMER: {rules.ESCALATE, rules.OFFER},
+    RS.RESOLVED: {rules.ESCALATE, rules.OFFER},
+    RS.REJECTED: {rules.ESCALATE, rules.REJECT},
+} | {state: {rules.PASS, rules.ESCALATE} for state in APPROVED_STATES}
+
+
 @dataclass
 class RefundPlan:
     state: str
-    kind: str
+    kind: str  # what the customer asked for; the decision may waive the return
     reason: str
     method: str
     lines: list  # [(line index, qty, amount)]
     amount: Decimal
     created_at: object
+    risk_score: int
+    note: str
+    decision: rules.Decision | None = None  # None: never evaluated (submitted, withdrawn)
     payouts: list = field(default_factory=list)  # [(state, method, amount)]
+
+    @property
+    def decided_kind(self) -> str:
+        return self.decision.kind if self.decision else self.kind
 
 
 class Command(BaseCommand):
@@ -166,21 +244,42 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--orders", type=int, default=3000, help="How many orders (default 3000).")
-        parser.add_argument("--seed", type=int, default=42, help="Random seed; the same seed gives the same data.")
+        parser.add_argument(
+            "--seed",
+            type=int,
+            default=None,
+            help="Random seed: the same seed gives the same data, passwords and keys. Without it all are random.",
+        )
         parser.add_argument("--if-empty", action="store_true", help="Do nothing if there are orders already.")
         parser.add_argument("--chunk", type=int, default=2000, help="Orders written per transaction.")
         parser.add_argument("--no-live", action="store_true", help="Skip the requests driven through the services.")
 
-    def handle(self, *args, orders: int, seed: int, if_empty: bool, chunk: int, no_live: bool, **options):
+    def handle(self, *args, orders: int, seed: int | None, if_empty: bool, chunk: int, no_live: bool, **options):
+        if not settings.DEBUG:
+            # Demo data comes with staff logins and channel keys printed on screen: never on a
+            # production database. A demo install opts in with DEBUG=1 (make demo does).
+            raise CommandError(
+                "seed_demo refuses to run with DEBUG off: it creates staff logins and API keys for a demo, "
+                "never for a real install. Set DEBUG=1 to load demo data."
+            )
         if if_empty and Order.objects.exists():
-            self.stdout.write("Demo data is already loaded; nothing to do.")
-            self._print_logins()
+            self.stdout.write(
+                "Demo data is already loaded; nothing to do. Its staff logins and channel keys were printed when it "
+                "was loaded (python manage.py changepassword <user> sets a new password; "
+                "create_channel <name> --kind <kind> --rotate gives a channel a new key)."
+            )
             return
         self.rng = random.Random(seed)
+        # Secrets come from the OS unless a seed asks for a repeatable demo; they have their
+        # own generator so that the data tells the same story either way.
+        self.secrets = random.Random(f"seed_demo secrets {seed}") if seed is not None else secrets.SystemRandom()
         self.now = timezone.now()
         self.serial = Order.objects.count()
+        self.logins, self.keys = [], []
         self.users = self._staff()
         self.channels = self._channels()
+        self.channel_by_id = {c.pk: c for c in self.channels}
+        self.policies: dict[int, RefundPolicy] = {}
         self.order_channels = [c for c in self.channels if c.kind != Channel.Kind.SUPPORT_CHAT]
         n_customers = max(20, orders * 2 // 5)
         self.customers = self._customers(n_customers, chunk)
@@ -192,21 +291,29 @@ class Command(BaseCommand):
                 bar.update(size)
         if not no_live:
             self._live(self.rng)
-        self._risk()
+        self.stdout.write("Computing risk profiles…")
+        recompute_all()
         self._summary()
-        self._print_logins()
+        self._print_secrets(seed)
 
     # --- people and channels -----------------------------------------------------------------
+
+    def _secret(self, n: int) -> str:
+        return "".join(self.secrets.choice(TYPEABLE) for _ in range(n))
 
     def _staff(self) -> dict:
         User = get_user_model()
         users = {}
-        for username, (password, role) in STAFF.items():
+        for username, role in STAFF.items():
             user = User.objects.filter(username=username).first()
             if user is None:
+                password = "-".join(self._secret(4) for _ in range(4))
                 user = User(username=username, is_staff=True, is_superuser=role is None, email=f"{username}@example.com")
                 user.set_password(password)
                 user.save()
+                self.logins.append((username, password, role))
+            else:
+                self.logins.append((username, None, role))
             if role:
                 user.groups.add(Group.objects.get(name=role))
             users[username] = user
@@ -215,17 +322,25 @@ class Command(BaseCommand):
     def _channels(self) -> list:
         channels = []
         for name, kind in CHANNELS:
-            key = f"demo-{kind}-{self.rng.getrandbits(64):016x}"
+            key = f"rd_{self._secret(32)}"
             channel, created = Channel.objects.get_or_create(
                 name=name, defaults={"kind": kind, "key_hash": Channel.hash_key(key), "key_prefix": key[:8]}
             )
-            channel.demo_key = key if created else None
+            if created:
+                self.keys.append((f"channel API key for {name}", key))
             channels.append(channel)
         for code, name in CARRIERS:
-            Carrier.objects.get_or_create(
-                code=code, defaults={"name": name, "secret": f"demo-{code}-{self.rng.getrandbits(64):x}"}
-            )
+            secret = self._secret(40)
+            _carrier, created = Carrier.objects.get_or_create(code=code, defaults={"name": name, "secret": secret})
+            if created:
+                self.keys.append((f"carrier webhook secret for {code}", secret))
         return channels
+
+    def _policy(self, channel_id: int) -> RefundPolicy:
+        """The policy that decides this channel's requests: the channel's own, or the default."""
+        if channel_id not in self.policies:
+            self.policies[channel_id] = rules.policy_for(self.channel_by_id[channel_id])
+        return self.policies[channel_id]
 
     def _customers(self, n: int, chunk: int) -> list:
         """Create customers with one address each; return (id, channel_id, address_id) rows."""
@@ -312,7 +427,9 @@ class Command(BaseCommand):
             if state == "cancelled":
                 t["cancelled"] = t.get("paid", placed) + timedelta(hours=rng.uniform(1, 20))
             paid_total = sum(ln[4] for ln in lines) + fee if paid else ZERO
-            plan = self._plan(rng, state, lines, t) if paid and state in ("shipped", "delivered", "completed") else None
+            plan = None
+            if paid and state in ("shipped", "delivered", "completed"):
+                plan = self._plan(rng, state, lines, t, channel_id=channel_id, paid_total=paid_total)
             held = refunded = ZERO
             if plan:
                 for idx, qty, amount in plan.lines:
@@ -347,7 +464,7 @@ class Command(BaseCommand):
         Order.objects.bulk_create(orders)
 
         order_lines, payments, shipments, events, messages = [], [], [], [], []
-        for order, lines, t, _plan, _addr in specs:
+        for order, lines, t, plan, _addr in specs:
             for sku, name, qty, unit, total, rq, ra, hq, ha in lines:
                 order_lines.append(
                     OrderLine(
@@ -398,7 +515,15 @@ class Command(BaseCommand):
                     )
                 )
             if rng.random() < 0.3:
-                first = t["placed"] + timedelta(hours=rng.uniform(2, 72))
+                if plan:
+                    # The customer writes about what the request is for, around the time of it.
+                    since = t.get("delivered") or t["shipped"]
+                    first = max(since, plan.created_at - timedelta(hours=rng.uniform(1, 24)))
+                    said = [plan.note, *CUSTOMER_NOTES[plan.reason]]
+                    answers = [REPLIES[plan.reason].format(window=self._policy(order.channel_id).return_window_days)]
+                else:
+                    first = t["placed"] + timedelta(hours=rng.uniform(2, 72))
+                    said, answers = CONVERSATION_IN, CONVERSATION_OUT
                 for k in range(rng.randrange(1, 4)):
                     at = min(first + timedelta(hours=k * 5), self.now)
                     inbound = k % 2 == 0
@@ -408,7 +533,7 @@ class Command(BaseCommand):
                             order=order,
                             channel_id=order.channel_id,
                             direction="in" if inbound else "out",
-                            body=rng.choice(MESSAGES_IN if inbound else MESSAGES_OUT),
+                            body=(said[0] if k == 0 else rng.choice(said)) if inbound else rng.choice(answers),
                             sent_at=at,
                         )
                     )
@@ -468,9 +593,11 @@ class Command(BaseCommand):
 
     # --- refunds --------------------------------------------------------------------------------
 
-    def _plan(self, rng, order_state, lines, t) -> RefundPlan | None:
+    def _plan(self, rng, order_state, lines, t, *, channel_id, paid_total) -> RefundPlan | None:
         if rng.random() > 0.2:
             return None
+        policy = self._policy(channel_id)
+        window = policy.return_window_days
         since = t.get("delivered") or t["shipped"]
         created = min(since + timedelta(days=rng.uniform(0.2, 20)), self.now - timedelta(minutes=5))
         if created < since:
@@ -480,9 +607,9 @@ class Command(BaseCommand):
         state = REFUND_STATES[self.plans][0] if self.plans < len(REFUND_STATES) else pick(rng, REFUND_STATES)
         if state == RS.SUBMITTED:
             created = self.now - timedelta(seconds=rng.uniform(1, 30))
-        # Leave the request time to have got where it is (a return window to run out, a
-        # parcel to travel), so no event lies in the future.
-        elapsed = {RS.CANCELLED: 16, RS.REFUNDED: 5, RS.READY_FOR_PAYOUT: 4, RS.RECEIVED: 4, RS.RETURN_IN_TRANSIT: 2}
+        # Leave the request time to have got where it is (a return window to run out after
+        # approval, a parcel to travel), so no event lies in the future.
+        elapsed = {RS.CANCELLED: window + 2, RS.REFUNDED: 5, RS.READY_FOR_PAYOUT: 4, RS.RECEIVED: 4, RS.RETURN_IN_TRANSIT: 2}
         if state != RS.SUBMITTED:
             created = min(created, self.now - timedelta(days=elapsed.get(state, 0), hours=11))
         # ... and open work is recent: support does not leave a request waiting for months.
@@ -503,16 +630,54 @@ class Command(BaseCommand):
             chosen = [(i, qty, (lines[i][4] * qty / lines[i][2]).quantize(CENT, rounding=ROUND_HALF_UP))]
         amount = sum(a for _, _, a in chosen)
         reason = rng.choice(PLAIN_REASONS)
-        if state == RS.UNDER_REVIEW and amount <= 200:
-            reason = rng.choice(DISPUTE)
+        disputes = policy.dispute_reasons or list(DEFAULT_DISPUTE_REASONS)
+        if state == RS.UNDER_REVIEW and amount <= policy.auto_approve_limit and policy.dispute_reasons_enabled:
+            reason = str(rng.choice(disputes))
         if state in (RS.RESOLVED, RS.AWAITING_CUSTOMER) and order_state == "shipped":
-            reason = "shipping_delay"
+            reason = Reason.SHIPPING_DELAY.value
         kind = RefundRequest.Kind.RETURN_AND_REFUND
-        if state not in RETURN_STATES and (amount < 20 or reason in ("not_received", "shipping_delay") or rng.random() < 0.3):
+        if state not in RETURN_STATES and (reason in ("not_received", "shipping_delay") or rng.random() < 0.3):
             kind = RefundRequest.Kind.REFUND_ONLY
+        risk_score = rng.choice([3, 8, 12, 20, 35, 55, 62])
+        if state == RS.REJECTED and rng.random() < 0.5:
+            # Half the rejections are the rules': asked after the return window had closed.
+            late = since + timedelta(days=window + rng.uniform(1, 15))
+            if late <= self.now - timedelta(hours=11):
+                created = late
+        decision = None
+        if state not in (RS.SUBMITTED, RS.WITHDRAWN):
+            # Decided by the channel's policy as refund_evaluate decides, from the same facts.
+            def decide():
+                facts = self._facts(
+                    t, order_state, paid_total, amount=amount, reason=reason, kind=kind, risk_score=risk_score, at=created
+                )
+                return rules.decide(facts, policy)
+
+            decision = decide()
+            if decision.outcome == rules.PASS and state not in APPROVED_STATES and policy.risk_threshold_enabled:
+                # A request at rest with a person though the policy passed it: the risk engine
+                # scored this customer above the policy's threshold.
+                if policy.risk_threshold < 100:
+                    risk_score = rng.randint(policy.risk_threshold + 1, min(100, policy.risk_threshold + 25))
+                    decision = decide()
+            if decision.outcome not in OUTCOMES_FOR[state]:
+                return None  # the policy would not have put this request there
+            if state in RETURN_STATES and decision.kind != RefundRequest.Kind.RETURN_AND_REFUND:
+                return None  # the policy waived the return, so no parcel is due
         method = pick(rng, [("original_payment", 80), ("store_credit", 14), ("coupon", 6)])
         self.plans += 1
-        plan = RefundPlan(state=state, kind=kind, reason=reason, method=method, lines=chosen, amount=amount, created_at=created)
+        plan = RefundPlan(
+            state=state,
+            kind=kind,
+            reason=reason,
+            method=method,
+            lines=chosen,
+            amount=amount,
+            created_at=created,
+            risk_score=risk_score,
+            note=rng.choice(CUSTOMER_NOTES[reason]),
+            decision=decision,
+        )
         if state == RS.READY_FOR_PAYOUT:
             self.ready = getattr(self, "ready", 0) + 1
             cycle = READY_PAYOUT_STATES[self.ready - 1][0] if self.ready <= len(READY_PAYOUT_STATES) else None
@@ -526,6 +691,26 @@ class Command(BaseCommand):
                 plan.payouts = [(PS.SUCCEEDED, method, amount)]
         return plan
 
+    def _facts(self, t, order_state, paid_total, *, amount, reason, kind, risk_score, at) -> rules.Facts:
+        """What `rules.gather_facts` reads for a bulk request, evaluated two seconds after it
+        was made at `at`: its order has one shipment and no earlier request."""
+        return rules.Facts(
+            amount=amount,
+            reason=reason,
+            kind=kind,
+            order_state=order_state,
+            paid_total=paid_total,
+            refunded_total=ZERO,
+            delivered_at=t.get("delivered"),
+            shipped_at=t["shipped"],
+            carrier_shows_delivered="delivered" in t or order_state in ("delivered", "completed"),
+            parcel_moving="delivered" not in t,
+            other_refunds_on_order=0,
+            risk_score=risk_score,
+            watchlisted=False,
+            now=at + EVALUATED_AFTER,
+        )
+
     def _refunds(self, specs, order_lines) -> None:
         rng = self.rng
         support, warehouse, finance = self.users["support"], self.users["warehouse"], self.users["finance"]
@@ -535,7 +720,7 @@ class Command(BaseCommand):
         planned = [(order, plan) for order, _l, _t, plan, _a in specs if plan]
         if not planned:
             return
-        requests = []
+        requests, risk_settings = [], RiskSettings.current()
         for order, plan in planned:
             at = plan.created_at
             decided = at + timedelta(minutes=rng.uniform(1, 600))
@@ -544,18 +729,19 @@ class Command(BaseCommand):
                 idempotency_key=f"seed-{order.number}",
                 order=order,
                 customer_id=order.customer_id,
-                kind=plan.kind,
+                kind=plan.decided_kind,
                 requested_kind=plan.kind,
                 reason=plan.reason,
                 refund_method=plan.method,
+                customer_note=plan.note,
                 state=plan.state,
                 currency=order.currency,
                 amount_requested=plan.amount,
                 created_at=at,
                 state_changed_at=at if plan.state == RS.SUBMITTED else decided,
-                risk_score=rng.choice([3, 8, 12, 20, 35, 55, 62]),
+                risk_score=plan.risk_score,
             )
-            r.risk_level = "high" if r.risk_score > 70 else "medium" if r.risk_score >= 40 else "low"
+            r.risk_level = level_for(r.risk_score, risk_settings)
             self._decide(r, plan, support, decided)
             r.evidence = self._evidence(order, lines_by_order[order.pk], r)
             requests.append(r)
@@ -565,7 +751,7 @@ class Command(BaseCommand):
         for r, (order, plan) in zip(requests, planned, strict=True):
             ols = lines_by_order[order.pk]
             refund_lines += [RefundLine(request=r, order_line=ols[i], quantity=q, amount=a) for i, q, a in plan.lines]
-            needs_parcel = plan.kind == RefundRequest.Kind.RETURN_AND_REFUND and plan.state in (
+            needs_parcel = plan.decided_kind == RefundRequest.Kind.RETURN_AND_REFUND and plan.state in (
                 RETURN_STATES | {RS.READY_FOR_PAYOUT, RS.REFUNDED}
             )
             if needs_parcel:
@@ -577,7 +763,7 @@ class Command(BaseCommand):
                         request=r,
                         return_code=f"9{self.parcel_serial:011d}",
                         address="Refund Desk Returns, 88 Warehouse Road, Hangzhou 310000, CN",
-                        deadline=r.approved_at + timedelta(days=14),
+                        deadline=r.approved_at + timedelta(days=self._policy(r.channel_id).return_window_days),
                         carrier="sf" if shipped else "",
                         tracking_number=f"SFR{self.parcel_serial:010d}" if shipped else "",
                         shipped_at=r.approved_at + timedelta(days=1) if shipped else None,
@@ -607,55 +793,41 @@ class Command(BaseCommand):
         self._events(requests, planned, payouts, support, warehouse, finance)
 
     def _decide(self, r, plan, support, decided) -> None:
-        """Fill in the decision fields the way the services would have."""
-        s = plan.state
-        trace_ok = [
-            {"rule": "order_paid", "outcome": "pass", "sentence": "the order is paid and not fully refunded"},
-            {"rule": "return_window", "outcome": "pass", "sentence": "delivered recently; window is 30"},
-        ]
-        if s != RS.SUBMITTED:
-            r.evaluated_at = r.created_at + timedelta(seconds=2)
-            r.rule_trace = trace_ok
-        if s in (RS.RESOLVED, RS.AWAITING_CUSTOMER) and plan.reason == "shipping_delay":
-            # Offered by the policy itself: the parcel is still moving.
-            r.alternative = {
-                "kind": "expedite",
-                "description": "We will expedite your parcel at our cost instead of refunding it.",
-            }
-        elif s == RS.RESOLVED:
-            r.alternative = {"kind": "voucher", "description": "Keep the item and take a 30.00 coupon instead."}
-        offered_by_policy = bool(r.alternative) and r.alternative["kind"] == "expedite"
-        escalated = s in (RS.UNDER_REVIEW, RS.AWAITING_CUSTOMER, RS.RESOLVED) and not offered_by_policy
-        escalated = escalated or (s == RS.REJECTED and self.rng.random() < 0.5)
-        escalated = escalated or (s in (RS.READY_FOR_PAYOUT, RS.REFUNDED) and plan.amount > 200)
+        """Fill in the decision fields as refund_evaluate, then support, would have."""
+        s, decision = plan.state, plan.decision
+        outcome = decision.outcome if decision else None
+        if decision:
+            r.evaluated_at = r.created_at + EVALUATED_AFTER
+            r.rule_trace = decision.trace
+            r.requires_second_review = decision.requires_second_review
+        escalated = outcome == rules.ESCALATE
         if escalated:
-            # The reason must be one the policy would really give for this request.
-            if plan.reason in DISPUTE:
-                rule, why = "dispute_reason", f"'{plan.reason}' is a dispute reason"
-            elif plan.amount > 200:
-                rule, why = "auto_approve_limit", f"{plan.amount} is above the auto-approve limit 200.00"
-            else:
-                r.risk_score = max(r.risk_score, 78)
-                r.risk_level = "high"
-                rule, why = "risk_score", f"risk score {r.risk_score} is above the threshold 70"
-            r.escalation_reason = why
-            r.rule_trace = [*trace_ok, {"rule": rule, "outcome": "escalate", "sentence": why}]
-        if s in (RS.AWAITING_RETURN, RS.RETURN_IN_TRANSIT, RS.RECEIVED, RS.READY_FOR_PAYOUT, RS.REFUNDED, RS.CANCELLED):
+            r.escalation_reason = decision.sentences(rules.ESCALATE)
+        if outcome == rules.OFFER:
+            r.alternative = dict(decision.alternative)  # offered by the policy itself
+        elif s == RS.RESOLVED:  # offered by support
+            r.alternative = (
+                {"kind": "replacement", "description": "We will send a replacement at our cost instead of refunding it."}
+                if plan.reason in ("not_received", "shipping_delay")
+                else {"kind": "voucher", "description": "Keep the item and take a 30.00 coupon instead."}
+            )
+        if s in APPROVED_STATES:
             r.approved_at = r.evaluated_at if not escalated else decided
             r.amount_approved = plan.amount
             r.decided_by = support.username if escalated else "system"
             if escalated:
                 r.approved_by = support
         if s == RS.REJECTED:
-            r.rejected_at = decided
             if escalated:
-                r.decided_by, r.decision_reason = support.username, "The photos show the item was used."
+                r.rejected_at = decided
+                r.decided_by, r.decision_reason = support.username, REJECTIONS[plan.reason]
             else:
-                r.decided_by, r.decision_reason = "system", "delivered 41 days ago; window is 30"
-                r.rule_trace = [{"rule": "return_window", "outcome": "reject", "sentence": r.decision_reason}]
+                r.rejected_at = r.state_changed_at = r.evaluated_at
+                r.decided_by, r.decision_reason = "system", decision.sentences(rules.REJECT)
         if escalated and s not in (RS.UNDER_REVIEW, RS.AWAITING_CUSTOMER) and self.rng.random() < 0.8:
             # Support's verdicts feed the risk report (abusive rate, precision and recall).
-            abusive = s == RS.REJECTED or (r.risk_score > 70 and self.rng.random() < 0.7)
+            risky = r.risk_score > self._policy(r.channel_id).risk_threshold
+            abusive = s == RS.REJECTED or (risky and self.rng.random() < 0.7)
             r.verdict = RefundRequest.Verdict.ABUSIVE if abusive else RefundRequest.Verdict.LEGITIMATE
             r.verdict_by, r.verdict_at = support, decided + timedelta(hours=1)
         if s == RS.RESOLVED:
@@ -664,7 +836,7 @@ class Command(BaseCommand):
         if s == RS.WITHDRAWN:
             r.withdrawn_at = decided
         if s == RS.CANCELLED:
-            r.cancelled_at = decided + timedelta(days=14)
+            r.cancelled_at = r.approved_at + timedelta(days=self._policy(r.channel_id).return_window_days, hours=1)
         if s == RS.REFUNDED:
             r.refunded_at = decided + timedelta(days=4)
             r.amount_paid = plan.amount
@@ -780,15 +952,17 @@ class Command(BaseCommand):
             if s == RS.WITHDRAWN:
                 ev(r, "withdraw", RS.SUBMITTED, RS.WITHDRAWN, C, r.withdrawn_at)
                 continue
-            if r.alternative and r.alternative["kind"] == "expedite":
-                ev(r, "offer_alternative", RS.SUBMITTED, RS.AWAITING_CUSTOMER, SYS, t1, note="the parcel is still moving")
+            outcome = plan.decision.outcome
+            if outcome == rules.OFFER:
+                note = plan.decision.sentences(rules.OFFER)
+                ev(r, "offer_alternative", RS.SUBMITTED, RS.AWAITING_CUSTOMER, SYS, t1, note=note)
                 if s == RS.RESOLVED:
                     ev(r, "accept_alternative", RS.AWAITING_CUSTOMER, RS.RESOLVED, C, r.resolved_at)
                 continue
-            if s == RS.REJECTED and not r.escalation_reason:
+            if outcome == rules.REJECT:
                 ev(r, "reject_automatically", RS.SUBMITTED, RS.REJECTED, SYS, t1, note=r.decision_reason)
                 continue
-            if r.escalation_reason:
+            if outcome == rules.ESCALATE:
                 ev(r, "escalate", RS.SUBMITTED, RS.UNDER_REVIEW, SYS, t1, note=r.escalation_reason)
                 if s == RS.AWAITING_CUSTOMER:
                     ev(
@@ -799,7 +973,7 @@ class Command(BaseCommand):
                         U,
                         r.state_changed_at,
                         support,
-                        "Could you send a photo?",
+                        QUESTIONS.get(plan.reason, "Could you send us a photo?"),
                     )
                     continue
                 if s == RS.UNDER_REVIEW:
@@ -824,7 +998,7 @@ class Command(BaseCommand):
                 ev(r, "approve", RS.UNDER_REVIEW, "approved", U, r.approved_at, support)
             else:
                 ev(r, "approve_automatically", RS.SUBMITTED, "approved", SYS, r.approved_at, note="all rules passed")
-            if plan.kind == RefundRequest.Kind.REFUND_ONLY:
+            if plan.decided_kind == RefundRequest.Kind.REFUND_ONLY:
                 ev(r, "ready_without_return", "approved", RS.READY_FOR_PAYOUT, SYS, r.approved_at)
             else:
                 ev(r, "await_return", "approved", RS.AWAITING_RETURN, SYS, r.approved_at)
@@ -921,14 +1095,9 @@ class Command(BaseCommand):
         Tasks these services queue (evaluation, payout execution, notifications) go to the
         django-q2 broker as in production; the explicit calls below do the same work at once,
         so when the cluster starts those queued tasks find nothing left to do, except sending
-        the notifications.
+        the notifications. Amounts and ages that must cross a line of the policy (the
+        auto-approve limit, the return window) are taken from the order's channel policy.
         """
-        from config.actors import SYSTEM, Actor
-        from refunds import services as rs
-        from refunds.errors import RefundError
-        from refunds.gateways.simulated import SimulatedGateway
-        from refunds.services import LineRequest
-
         u = {k: Actor.for_user(v) for k, v in self.users.items()}
         support_chat = next(c for c in self.channels if c.kind == Channel.Kind.SUPPORT_CHAT)
 
@@ -942,7 +1111,7 @@ class Command(BaseCommand):
                 reason=reason,
                 lines=lines,
                 refund_method=method,
-                customer_note=rng.choice(MESSAGES_IN),
+                customer_note=rng.choice(CUSTOMER_NOTES[reason]),
             )
             rs.refund_evaluate(refund_id=refund.pk, actor=SYSTEM)
             return refund.pk
@@ -952,8 +1121,11 @@ class Command(BaseCommand):
 
         def pay(rid, mode="ok"):
             decided(rid)
-            SimulatedGateway.set_mode(mode, calls=1)
             p = payout_of(rid)
+            if p is None:
+                refund = RefundRequest.objects.get(pk=rid)
+                raise RefundNotAllowed(f"{refund.number} is {refund.state} ({refund.escalation_reason}), with no payout")
+            SimulatedGateway.set_mode(mode, calls=1)
             rs.payout_approve(payout_id=p.pk, actor=u["finance"])
             rs.payout_execute(payout_id=p.pk)
             SimulatedGateway.set_mode("ok")
@@ -977,8 +1149,10 @@ class Command(BaseCommand):
             if inspect:
                 rs.return_inspect(refund_id=rid, actor=u["warehouse"], grade=inspect, disposition="restock", note="checked")
 
-        def review(order, reason="not_as_described"):
-            return submit(order, reason=reason)
+        def review(order, prefer=None):
+            # A dispute reason of the order's policy: the policy sends it to a person.
+            disputes = [str(r) for r in self._policy(order.channel_id).dispute_reasons or DEFAULT_DISPUTE_REASONS]
+            return submit(order, reason=prefer if prefer in disputes else rng.choice(disputes))
 
         def s_paid(method):
             return lambda: pay(submit(self._fresh_order(items=[("CABLE-USBC", 1)]), kind="refund_only", method=method))
@@ -1026,10 +1200,11 @@ class Command(BaseCommand):
             returned(submit(self._fresh_order(items=[("SNEAKER-42", 1)]), reason="size_fit"), inspect="used")
 
         def s_review():
-            review(self._fresh_order(items=[("JEANS-32", 1)]), reason=rng.choice(DISPUTE))
+            review(self._fresh_order(items=[("JEANS-32", 1)]))
 
         def s_big_review():
-            submit(self._fresh_order(items=[("EARBUDS-X", 1)]), reason="damaged")  # above the auto-approve limit
+            # The cheapest item above the policy's auto-approve limit.
+            submit(self._fresh_order(items=lambda policy: [(self._sku_above(policy.auto_approve_limit), 1)]), reason="damaged")
 
         def s_ask(resume=False):
             def run():
@@ -1037,22 +1212,28 @@ class Command(BaseCommand):
                 rs.refund_ask_customer(refund_id=rid, actor=u["support"], question="Could you send a photo of the label?")
                 if resume:
                     order_channel = Actor.for_channel(RefundRequest.objects.get(pk=rid).channel)
-                    rs.refund_resume(refund_id=rid, actor=order_channel, message="Here it is, the label is torn.")
+                    rs.refund_resume(refund_id=rid, actor=order_channel, message="Here is the photo you asked for.")
 
             return run
 
         def s_reject():
-            rid = review(self._fresh_order(items=[("PILLOW-MEM", 1)]), reason="used_goods")
-            rs.refund_reject(refund_id=rid, actor=u["support"], reason="The photos show the pillow was used for weeks.")
+            rid = review(self._fresh_order(items=[("PILLOW-MEM", 1)]), prefer="used_goods")
+            reason = RefundRequest.objects.get(pk=rid).reason
+            rs.refund_reject(refund_id=rid, actor=u["support"], reason=REJECTIONS[reason])
 
         def s_approve():
-            rid = review(self._fresh_order(items=[("BLENDER-P", 1)]), reason="quality_issue")
+            rid = review(self._fresh_order(items=[("BLENDER-P", 1)]), prefer="quality_issue")
             rs.refund_approve(refund_id=rid, actor=u["support"], note="Known batch problem.")
 
         def s_offer(accept=None):
             def run():
                 rid = submit(
-                    self._fresh_order(items=[("YOGA-MAT", 1)], state="shipped"), kind="refund_only", reason="shipping_delay"
+                    # Within the auto-approve limit, so the policy's own offer is what it decides.
+                    self._fresh_order(
+                        items=lambda policy: [(self._sku_within(policy.auto_approve_limit, "YOGA-MAT"), 1)], state="shipped"
+                    ),
+                    kind="refund_only",
+                    reason="shipping_delay",
                 )
                 actor = Actor.for_channel(RefundRequest.objects.get(pk=rid).channel)
                 if accept is True:
@@ -1069,10 +1250,12 @@ class Command(BaseCommand):
             )
 
         def s_late():
-            submit(self._fresh_order(items=[("MUG-SET", 1)], age_days=60))
+            # Delivered a week after the policy's return window closed: rejected by the rules.
+            submit(self._fresh_order(items=[("MUG-SET", 1)], age_days=lambda policy: policy.return_window_days + 10))
 
         def s_expired():
-            rid = submit(self._fresh_order(items=[("TEA-OOLONG", 1)], age_days=25))
+            # Asked well within the window; then no parcel came before the deadline.
+            rid = submit(self._fresh_order(items=[("TEA-OOLONG", 1)], age_days=lambda policy: 3 + policy.return_window_days // 2))
             ReturnParcel.objects.filter(request_id=rid).update(deadline=self.now - timedelta(hours=1))
             rs.refund_expire(refund_id=rid, actor=SYSTEM)
 
@@ -1092,8 +1275,6 @@ class Command(BaseCommand):
             rs.refund_evaluate(refund_id=refund.pk, actor=SYSTEM)
 
         def s_watchlisted():
-            from risk.services import watchlist_add
-
             order = self._fresh_order(items=[("CABLE-USBC", 1)])
             watchlist_add(customer_id=order.customer_id, actor=u["risk"], note="Demo: chargebacks reported by the marketplace.")
             rid = submit(order, kind="refund_only")
@@ -1128,18 +1309,27 @@ class Command(BaseCommand):
         for scenario in tqdm(scenarios, desc="live requests", unit="req"):
             try:
                 scenario()
-            except (RefundError, ImportError) as exc:
+            except RefundError as exc:
                 failures.append(f"{getattr(scenario, '__name__', scenario)}: {exc}")
         SimulatedGateway.set_mode("ok")
         for f in failures:
             self.stderr.write(f"  a live demo request did not go as planned: {f}")
 
     def _fresh_order(self, *, items, state="delivered", age_days=None):
-        """One order with its payment, shipment, tracking and history, for the live requests."""
+        """One order with its payment, shipment, tracking and history, for the live requests.
+
+        `items` and `age_days` may be functions of the order's channel policy."""
         rng, now = self.rng, self.now
         cust_id, channel_id, address_id, _ = rng.choice(self.customers)
+        policy = self._policy(channel_id)
+        items = items(policy) if callable(items) else items
+        age_days = age_days(policy) if callable(age_days) else age_days
         self.serial += 1
-        age = age_days if age_days is not None else rng.uniform(4, 12)
+        if age_days is None:
+            # Shipped a day after, delivered three days after it was placed: asked within the
+            # policy's return window.
+            age_days = 3 + rng.uniform(1, max(1, min(9, policy.return_window_days - 2)))
+        age = age_days
         placed = now - timedelta(days=age)
         t = {"paid": placed + timedelta(minutes=5), "shipped": placed + timedelta(days=1)}
         if state == "delivered":
@@ -1202,19 +1392,23 @@ class Command(BaseCommand):
             )
         return order
 
-    def _risk(self) -> None:
-        try:
-            from risk.services import recompute_all
-        except ImportError:
-            return
-        self.stdout.write("Computing risk profiles…")
-        recompute_all()
+    @staticmethod
+    def _sku_within(limit: Decimal, prefer: str) -> str:
+        """`prefer` if it costs at most `limit`, else the dearest catalogue item that does."""
+        prices = {sku: Decimal(price) for sku, _name, price in CATALOG}
+        if prices[prefer] <= limit:
+            return prefer
+        return max((sku for sku in prices if prices[sku] <= limit), key=prices.get, default=min(prices, key=prices.get))
+
+    @staticmethod
+    def _sku_above(limit: Decimal) -> str:
+        """The cheapest catalogue item priced above `limit` (else the dearest)."""
+        by_price = sorted(CATALOG, key=lambda item: Decimal(item[2]))
+        return next((sku for sku, _name, price in by_price if Decimal(price) > limit), by_price[-1][0])
 
     # --- output ---------------------------------------------------------------------------------
 
     def _summary(self) -> None:
-        from django.db.models import Count
-
         states = dict(RefundRequest.objects.values_list("state").annotate(n=Count("pk")).order_by())
         payouts = dict(Payout.objects.values_list("state").annotate(n=Count("pk")).order_by())
         self.stdout.write(
@@ -1223,11 +1417,15 @@ class Command(BaseCommand):
         )
         self.stdout.write("  requests by state: " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
         self.stdout.write("  payouts by state:  " + ", ".join(f"{k} {v}" for k, v in sorted(payouts.items())))
-        for c in self.channels:
-            if getattr(c, "demo_key", None):
-                self.stdout.write(f"  channel API key for {c.name}: {c.demo_key}")
 
-    def _print_logins(self) -> None:
-        self.stdout.write("Staff logins (demo passwords):")
-        for username, (password, role) in STAFF.items():
-            self.stdout.write(f"  {username:<10} {password:<20} {role or 'superuser'}")
+    def _print_secrets(self, seed: int | None) -> None:
+        """The logins and keys made now. Only hashes are kept, so this is the one time they show."""
+        if seed is None:
+            self.stdout.write("Staff logins (random passwords, shown only now: keep them):")
+        else:
+            self.stdout.write(f"Staff logins (from --seed {seed}: the same for every install seeded with it):")
+        for username, password, role in self.logins:
+            shown = password or "(existed already: password unchanged)"
+            self.stdout.write(f"  {username:<10} {shown:<20} {role or 'superuser'}")
+        for what, key in self.keys:
+            self.stdout.write(f"  {what}: {key}")
