@@ -37,10 +37,11 @@ browser:
 	  else echo "Install Debian's packages first: sudo apt-get install $(BROWSER_PKGS)"; exit 1; fi; \
 	fi
 
-## make test: lint, format check and the whole test suite (PostgreSQL when DATABASE_URL points there).
+## make test: lint, format check, the import contracts (.importlinter) and the whole test suite (PostgreSQL when DATABASE_URL points there).
 test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 format: setup
