@@ -1,10 +1,10 @@
 """Create a sales channel and print its API key once, alone on the last line."""
 
-import secrets
-
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from config.errors import DomainError
+from orders import services
 from orders.models import Channel
 
 
@@ -14,10 +14,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name")
         parser.add_argument("--kind", required=True, choices=Channel.Kind.values)
-        parser.add_argument("--rotate", action="store_true", help="Give an existing channel a new key.")
+        parser.add_argument(
+            "--rotate",
+            action="store_true",
+            help="Give an existing channel a new key; its other key expires CHANNEL_KEY_ROTATION_DAYS later.",
+        )
 
     def handle(self, *args, name, kind, rotate, **options):
-        key = f"rd_{secrets.token_urlsafe(32)}"
         with transaction.atomic():
             channel = Channel.objects.select_for_update().filter(name=name).first()
             if channel is not None and not rotate:
@@ -25,8 +28,10 @@ class Command(BaseCommand):
             if channel is None:
                 channel = Channel(name=name, kind=kind)
             channel.kind = kind
-            channel.key_hash = Channel.hash_key(key)
-            channel.key_prefix = key[:8]
             channel.save()
+            try:
+                _, key = services.channel_key_issue(channel_id=channel.pk)
+            except DomainError as exc:
+                raise CommandError(exc.message) from None
         self.stdout.write(f"Channel {channel.name} ({channel.kind}) ready. Its key, shown only now:")
         self.stdout.write(key)

@@ -26,6 +26,7 @@ from orders.models import (
     AddressChange,
     Carrier,
     Channel,
+    ChannelKey,
     Customer,
     CustomerMessage,
     Order,
@@ -216,9 +217,9 @@ class Command(BaseCommand):
         channels = []
         for name, kind in CHANNELS:
             key = f"demo-{kind}-{self.rng.getrandbits(64):016x}"
-            channel, created = Channel.objects.get_or_create(
-                name=name, defaults={"kind": kind, "key_hash": Channel.hash_key(key), "key_prefix": key[:8]}
-            )
+            channel, created = Channel.objects.get_or_create(name=name, defaults={"kind": kind})
+            if created:
+                ChannelKey.objects.create(channel=channel, slot=1, key_hash=Channel.hash_key(key), key_prefix=key[:8])
             channel.demo_key = key if created else None
             channels.append(channel)
         for code, name in CARRIERS:
@@ -388,6 +389,7 @@ class Command(BaseCommand):
                 shipments.append(
                     Shipment(
                         order=order,
+                        channel_id=order.channel_id,
                         carrier=carrier,
                         tracking_number=f"{carrier.upper()}{order.number}{rng.randrange(10, 99)}",
                         shipped_at=t["shipped"],
