@@ -14,7 +14,8 @@ import math
 import time
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.utils.translation import gettext as _
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import SimpleRateThrottle
@@ -26,13 +27,23 @@ log = logging.getLogger(__name__)
 
 def _count(key: str, ttl: int) -> int | None:
     """Add one to the counter `key` (made with a lifetime of `ttl` s); None if the cache failed."""
+    backend = caches["default"]
     try:
+        if isinstance(backend, RedisCache):
+            # One round trip instead of Django's three (EXISTS, INCRBY, and SET at a window's
+            # start): create the counter with its lifetime unless it exists, then count. The
+            # serializer stores ints as plain numbers, so cache.get reads it back.
+            full = backend.make_and_validate_key(key)
+            pipe = backend._cache.get_client(full, write=True).pipeline(transaction=False)
+            pipe.set(full, 0, ex=ttl, nx=True)
+            pipe.incr(full)
+            return pipe.execute()[1]
         try:
-            return cache.incr(key)
+            return backend.incr(key)
         except ValueError:  # no counter yet in this window
-            if cache.add(key, 1, ttl):
+            if backend.add(key, 1, ttl):
                 return 1
-            return cache.incr(key)
+            return backend.incr(key)
     except Exception:  # noqa: BLE001 - any cache failure; the request goes on unlimited
         log.warning("API throttle: the cache failed on %s; the request is not limited", key, exc_info=True)
         return None

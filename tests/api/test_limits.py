@@ -1,6 +1,7 @@
 """The channel API's limits (settings.API_THROTTLE_RATES): per channel, and per IP on failed
 authentication. Over a limit: 429, Retry-After, a sentence, and nothing done."""
 
+import time
 from unittest import mock
 
 import pytest
@@ -121,11 +122,41 @@ def test_a_malformed_authorization_header_counts_and_never_500s(settings):
 
 def test_a_failing_cache_lets_requests_through_rather_than_500(settings, key):
     limits(settings, channel_burst="1/min", failed_auth="1/min")
-    boom = mock.patch("orders.api.throttling.cache.incr", side_effect=ConnectionError("redis down"))
-    with boom, mock.patch("orders.api.throttling.cache.get", side_effect=ConnectionError("redis down")):
+    # A Redis that refuses connections (nothing listens on port 1).
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
+    for _ in range(3):
+        assert client_for(key).get("/api/v1/refunds/").status_code == 200
+        assert client_for("bad").get("/api/v1/refunds/").status_code == 401
+    # And one whose calls fail on the local-memory cache.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    with (
+        mock.patch("django.core.cache.backends.locmem.LocMemCache.incr", side_effect=ConnectionError("down")),
+        mock.patch("django.core.cache.backends.locmem.LocMemCache.get", side_effect=ConnectionError("down")),
+    ):
         for _ in range(3):
             assert client_for(key).get("/api/v1/refunds/").status_code == 200
             assert client_for("bad").get("/api/v1/refunds/").status_code == 401
+
+
+def test_counters_live_in_the_configured_cache_and_expire(settings, channel, key):
+    """One counter per channel and window, in Django's cache: with REDIS_URL a Redis key with
+    a lifetime (shared by every worker), otherwise the process's local memory."""
+    from django.core.cache import cache, caches
+    from django.core.cache.backends.redis import RedisCache
+
+    limits(settings, channel_burst="100/min")
+    start = int(time.time() // 60)
+    client_for(key).get("/api/v1/refunds/")
+    client_for(key).get("/api/v1/refunds/")
+    windows = {start, int(time.time() // 60)}
+    names = [f"throttle:channel_burst:{channel.pk}:{w}" for w in sorted(windows)]
+    assert sum(cache.get(name, 0) for name in names) == 2
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        redis = backend._cache.get_client()
+        for name in names:
+            if cache.get(name):
+                assert 0 < redis.ttl(backend.make_key(name)) <= 61
 
 
 def test_an_empty_rate_turns_the_limit_off(settings, key):
