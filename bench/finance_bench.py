@@ -83,8 +83,8 @@ def seed(n_requests: int) -> None:
             " orders_orderevent, orders_order, orders_customer, orders_channel CASCADE"
         )
         c.execute(
-            "INSERT INTO orders_channel (name, kind, key_prefix, is_active, created_at)"
-            " SELECT 'bench-' || g, 'web_store', '', true, now() FROM generate_series(1, 3) g"
+            "INSERT INTO orders_channel (name, kind, is_active, created_at)"
+            " SELECT 'bench-' || g, 'web_store', true, now() FROM generate_series(1, 3) g"
         )
         c.execute("SELECT min(id) FROM orders_channel")
         ch0 = c.fetchone()[0]

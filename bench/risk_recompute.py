@@ -24,8 +24,8 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 GENERATE = """
-INSERT INTO orders_channel (name, kind, is_active, created_at, key_prefix)
-VALUES ('bench', 'web_store', true, now(), '') ON CONFLICT (name) DO NOTHING;
+INSERT INTO orders_channel (name, kind, is_active, created_at)
+VALUES ('bench', 'web_store', true, now()) ON CONFLICT (name) DO NOTHING;
 
 INSERT INTO orders_customer (channel_id, external_id, name, phone, email, language, sms_opt_out, created_at)
 SELECT (SELECT id FROM orders_channel WHERE name = 'bench'), 'B' || g, '',

@@ -30,8 +30,8 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 GENERATE = """
-INSERT INTO orders_channel (name, kind, is_active, created_at, key_prefix)
-SELECT 'sbench-' || g, 'web_store', true, now(), '' FROM generate_series(1, 6) AS g
+INSERT INTO orders_channel (name, kind, is_active, created_at)
+SELECT 'sbench-' || g, 'web_store', true, now() FROM generate_series(1, 6) AS g
 ON CONFLICT (name) DO NOTHING;
 
 INSERT INTO orders_customer (channel_id, external_id, name, phone, email, language, sms_opt_out, created_at)

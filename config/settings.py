@@ -347,11 +347,60 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": None,
+    # Per channel: a burst limit and a sustained one (orders.api.throttling, rates below).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "orders.api.throttling.ChannelBurstThrottle",
+        "orders.api.throttling.ChannelSustainedThrottle",
+    ],
+    # The client's address for the per-IP limit on failed authentication is REMOTE_ADDR (0),
+    # or with N proxies in front that each append to X-Forwarded-For, the Nth address from
+    # its end. Never trust X-Forwarded-For with no proxy: a client would pick its own address.
+    "NUM_PROXIES": env_int("API_NUM_PROXIES", 0),
 }
+
+# The channel API's limits, "N/s", "N/min", "N/hour" or "N/day" each (fixed windows counted
+# in the cache: Redis when REDIS_URL is set, shared by every worker; without it each process
+# counts on its own, so N workers let through up to N times as much). Over a limit the API
+# answers 429 with Retry-After. An empty value turns that limit off.
+API_THROTTLE_RATES = {
+    # Requests of one channel (all its keys together).
+    "channel_burst": env_str("API_THROTTLE_CHANNEL_BURST", "50/s") or None,
+    "channel_sustained": env_str("API_THROTTLE_CHANNEL_SUSTAINED", "1500/min") or None,
+    # Failed authentications (a wrong, expired or malformed channel key, a bad carrier
+    # signature) from one IP address; past it every request from that address that brings
+    # credentials answers 429 until the window ends. A well-signed event refused only for its
+    # old timestamp is not counted: it guesses nothing, and a carrier's backlog must not lock
+    # out its own address.
+    "failed_auth": env_str("API_THROTTLE_FAILED_AUTH", "20/min") or None,
+}
+# When a channel gets a new key, its other key expires this many days later.
+CHANNEL_KEY_ROTATION_DAYS = env_int("CHANNEL_KEY_ROTATION_DAYS", 7)
+# A carrier's tracking event signs its X-Timestamp; one further than this from our clock
+# (older or newer) is refused, so a captured request can't be replayed later.
+CARRIER_SIGNATURE_TOLERANCE_SECONDS = env_int("CARRIER_SIGNATURE_TOLERANCE_SECONDS", 300)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Refund Desk channel API",
-    "DESCRIPTION": "Sales channels and carriers talk to Refund Desk over this API.",
+    "DESCRIPTION": (
+        "Sales channels and carriers talk to Refund Desk over this API.\n\n"
+        "**Limits.** Each channel may send at most {channel_burst} and {channel_sustained} requests (all its "
+        "keys together; fixed windows). Each IP address may fail to authenticate (a wrong or expired key, "
+        "a bad carrier signature) at most {failed_auth} times; after that every request from it with "
+        "credentials is refused until the window ends. Over a limit the answer is 429 with a `Retry-After` "
+        "header (seconds) and a `detail` sentence, and nothing is done.\n\n"
+        "**Keys.** A channel can hold two keys at once, so it can switch to a new key without a gap; the old "
+        "one then expires (`CHANNEL_KEY_ROTATION_DAYS` later, {rotation_days} days). An expired key answers 401.\n\n"
+        "**Carriers** sign `<X-Timestamp>.<raw body>` (HMAC-SHA256, hex in `X-Signature`); a timestamp more "
+        "than {tolerance} seconds from our clock, older or newer, answers 401."
+    ).format(
+        **{k: v or "unlimited" for k, v in API_THROTTLE_RATES.items()},
+        rotation_days=CHANNEL_KEY_ROTATION_DAYS,
+        tolerance=CARRIER_SIGNATURE_TOLERANCE_SECONDS,
+    ),
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "orders.api.schema.add_throttle_responses",
+    ],
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,

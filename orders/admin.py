@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import format_lazy
@@ -32,9 +33,9 @@ from config.actors import Actor
 from config.admin_kit import LargeTableAdmin, ReadOnlyAdminMixin
 from config.errors import DomainError
 from config.uploads import too_big
-from orders import services_erasure
+from orders import services, services_erasure
 from orders.masking import email_for, lookup_touches_masked, may_search_last_four, may_search_masked, phone_for, reference_for
-from orders.models import Channel, Customer, Order, OrderLine
+from orders.models import Channel, ChannelKey, Customer, Order, OrderLine
 from orders.resources import COLUMNS, FORMATS, channel_names, import_orders, import_template
 from orders.services_erasure import PERM_ANONYMIZE
 from orders.services_import import PERM_IMPORT
@@ -381,15 +382,72 @@ class CustomerAdmin(MaskedSearchMixin, ReadOnlyAdminMixin, LargeTableAdmin, View
         return email_for(_viewer(obj), obj.email)
 
 
+class ChannelKeyInline(admin.TabularInline):
+    """A channel's keys: prefix, state, expiry (editable) and last use. Deleting one revokes it
+    at once; new keys come from the "Issue a new key" action, which shows the key once."""
+
+    model = ChannelKey
+    extra = 0
+    max_num = len(ChannelKey.SLOTS)
+    fields = ["key_prefix", "status", "created_at", "expires_at", "last_used_at"]
+    readonly_fields = ["key_prefix", "status", "created_at", "last_used_at"]
+    ordering = ["slot"]
+    verbose_name_plural = _("keys (delete one to revoke it)")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("status"))
+    def status(self, obj):
+        if obj.is_expired():
+            return gettext("expired")
+        if obj.expires_at is not None:
+            return gettext("active, expires %(at)s") % {"at": timezone.localtime(obj.expires_at).strftime("%Y-%m-%d %H:%M")}
+        return gettext("active")
+
+
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
-    # Keys are created by `manage.py create_channel`, which prints the key once.
-    list_display = ["name", "kind", "key_prefix", "is_active", "created_at"]
+    # New keys are printed once, by `manage.py create_channel` or the "Issue a new key" action.
+    list_display = ["name", "kind", "key_prefixes", "is_active", "created_at"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name"]
     ordering = ["name"]
-    fields = ["name", "kind", "key_prefix", "is_active", "created_at"]
-    readonly_fields = ["key_prefix", "created_at"]
+    fields = ["name", "kind", "is_active", "created_at"]
+    readonly_fields = ["created_at"]
+    inlines = [ChannelKeyInline]
+    actions = ["issue_key"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("keys")
+
+    @admin.display(description=_("keys"))
+    def key_prefixes(self, obj):
+        now = timezone.now()
+        keys = sorted(obj.keys.all(), key=lambda k: k.slot)
+        return ", ".join(f"{k.key_prefix}…" + (f" ({gettext('expired')})" if k.is_expired(now) else "") for k in keys) or "-"
+
+    @admin.action(description=_("Issue a new key (the other key expires after the rotation period)"))
+    def issue_key(self, request, queryset):
+        issued = []
+        for channel in queryset.order_by("name"):
+            try:
+                key, raw = services.channel_key_issue(channel_id=channel.pk)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                continue
+            issued.append(
+                {"channel": channel, "key": raw, "other": ChannelKey.objects.filter(channel=channel).exclude(pk=key.pk).first()}
+            )
+        if not issued:
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("New channel keys"),
+            "opts": self.model._meta,
+            "issued": issued,
+        }
+        return TemplateResponse(request, "admin/orders/channel/new_keys.html", context)
 
     def has_delete_permission(self, request, obj=None):
         return False

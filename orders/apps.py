@@ -9,9 +9,10 @@ class OrdersConfig(AppConfig):
 
     def ready(self):
         from config.audit.log import register
-        from orders.models import Channel
+        from orders.models import Channel, ChannelKey
 
-        # Audited: who created, renamed, switched off or re-keyed a channel (the key's hash
-        # is never copied into the log; its prefix shows which key). A model of its own for
-        # keys is one more line here: `register(ChannelKey, mask=["key_hash"])`.
-        register(Channel, mask=["key_hash"])
+        # Audited: who created, renamed or switched off a channel, and who issued, expired or
+        # revoked its keys (a key's hash is never copied into the log; its prefix shows which
+        # key; the once-a-minute "last used" mark is not a change anyone made).
+        register(Channel)
+        register(ChannelKey, mask=["key_hash"], exclude=["last_used_at"])

@@ -34,9 +34,6 @@ class Channel(models.Model):
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
-    # Only a SHA-256 of the key is stored; the key itself is printed once at creation.
-    key_hash = models.CharField(_("key hash"), max_length=64, unique=True, null=True, blank=True, editable=False)
-    key_prefix = models.CharField(_("key prefix"), max_length=12, blank=True, editable=False)
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
@@ -50,6 +47,37 @@ class Channel(models.Model):
     @staticmethod
     def hash_key(key: str) -> str:
         return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ChannelKey(models.Model):
+    """One of a channel's API keys. Only a SHA-256 of the key is stored; the key itself is
+    printed once when it is issued. A channel holds at most two (one per slot), so a key can
+    be rotated without a gap: issue the second, move the client to it, let the first expire."""
+
+    SLOTS = (1, 2)
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="keys", verbose_name=_("channel"))
+    slot = models.PositiveSmallIntegerField(_("slot"), editable=False)
+    key_hash = models.CharField(_("key hash"), max_length=64, unique=True, editable=False)
+    key_prefix = models.CharField(_("key prefix"), max_length=12, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    # Written at most once a minute per key (orders.api.authentication), not on every request.
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("channel key")
+        verbose_name_plural = _("channel keys")
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "slot"], name="channel_key_two_slots_per_channel"),
+            models.CheckConstraint(condition=Q(slot__in=(1, 2)), name="channel_key_slot_is_1_or_2"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id}:{self.key_prefix}…"
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
 
 class Carrier(models.Model):
@@ -313,6 +341,9 @@ class TrackingStatus(models.TextChoices):
 
 class Shipment(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="shipments", verbose_name=_("order"))
+    # The order's channel, copied so that a tracking number is unique per channel: one channel
+    # can neither see nor claim another's (a unique constraint cannot reach through the order).
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+", verbose_name=_("channel"))
     carrier = models.CharField(_("carrier"), max_length=30)
     tracking_number = models.CharField(_("tracking number"), max_length=64)
     shipped_at = models.DateTimeField(_("shipped at"), null=True, blank=True)
@@ -323,10 +354,18 @@ class Shipment(models.Model):
     class Meta:
         verbose_name = _("shipment")
         verbose_name_plural = _("shipments")
-        constraints = [models.UniqueConstraint(fields=["carrier", "tracking_number"], name="shipment_tracking_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "carrier", "tracking_number"], name="shipment_tracking_unique_per_channel")
+        ]
+        indexes = [models.Index(fields=["carrier", "tracking_number"])]
 
     def __str__(self) -> str:
         return f"{self.carrier}:{self.tracking_number}"
+
+    def save(self, *args, **kwargs):
+        if self.channel_id is None and self.order_id is not None:
+            self.channel_id = self.order.channel_id
+        super().save(*args, **kwargs)
 
 
 class TrackingEvent(models.Model):

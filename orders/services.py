@@ -1,6 +1,11 @@
-"""Order state changes, each recorded in the order's history."""
+"""Order state changes, each recorded in the order's history; channel keys."""
 
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
@@ -12,6 +17,7 @@ from orders.models import (
     AddressChange,
     Carrier,
     Channel,
+    ChannelKey,
     Customer,
     CustomerMessage,
     Order,
@@ -49,6 +55,58 @@ def order_transition(*, order_id: int, actor: Actor, action: str, at=None, note:
             order=order, from_state=before, to_state=order.state, actor=actor.label, note=note, at=at or timezone.now()
         )
     return order
+
+
+# --- channel keys --------------------------------------------------------------------------
+
+# A key's `last_used_at` is at most this old while it is in use: it is written once a minute
+# per key, not on every request.
+KEY_LAST_USED_EVERY = timedelta(minutes=1)
+
+
+def channel_key_issue(*, channel_id: int) -> tuple[ChannelKey, str]:
+    """Give the channel a new API key; return it with the key itself, which is shown once
+    (only its hash is stored). The key takes a free slot, or the slot of an expired key. The
+    channel's other key, if any, expires `CHANNEL_KEY_ROTATION_DAYS` from now (or sooner, if
+    it was set to): the client has that long to switch. NotAllowed when both are in use."""
+    raw = f"rd_{secrets.token_urlsafe(32)}"
+    now = timezone.now()
+    with transaction.atomic():
+        channel = Channel.objects.select_for_update().get(pk=channel_id)
+        keys = {k.slot: k for k in ChannelKey.objects.filter(channel=channel).order_by("slot")}
+        free = [slot for slot in ChannelKey.SLOTS if slot not in keys or keys[slot].is_expired(now)]
+        if not free:
+            raise NotAllowed(f"Channel {channel.name} already has two keys in use. Revoke one, or give it an expiry and wait.")
+        slot = free[0]
+        ChannelKey.objects.filter(channel=channel, slot=slot).delete()
+        key = ChannelKey.objects.create(
+            channel=channel, slot=slot, key_hash=Channel.hash_key(raw), key_prefix=raw[:8], created_at=now
+        )
+        until = now + timedelta(days=settings.CHANNEL_KEY_ROTATION_DAYS)
+        ChannelKey.objects.filter(channel=channel).exclude(pk=key.pk).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=until)
+        ).update(expires_at=until)
+    return key, raw
+
+
+def channel_key_use(*, key: str) -> ChannelKey | None:
+    """The key of an active channel that `key` is, with its channel, or None. An expired key
+    is returned as it is (the caller refuses it). A key in use gets its `last_used_at` set
+    when the one read with it is over a minute old: one conditional UPDATE a minute per key,
+    and of several workers that read the same old time, the WHERE lets only the first write."""
+    found = ChannelKey.objects.select_related("channel").filter(key_hash=Channel.hash_key(key), channel__is_active=True).first()
+    if found is None:
+        return None
+    now = timezone.now()
+    if found.is_expired(now):
+        return found
+    stale = now - KEY_LAST_USED_EVERY
+    if found.last_used_at is None or found.last_used_at <= stale:
+        ChannelKey.objects.filter(pk=found.pk).filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=stale)).update(
+            last_used_at=now
+        )
+        found.last_used_at = now
+    return found
 
 
 # --- channel intake ------------------------------------------------------------------------
@@ -231,9 +289,13 @@ def _upsert_payment(order: Order, data: dict, *, created: bool) -> None:
 
 
 def _upsert_shipments(order: Order, shipments: list[dict]) -> list[Shipment]:
+    """Tracking numbers are unique per channel, not across channels: a channel learns nothing
+    of another's parcels here, and can't claim one of them before its own channel does."""
     result = []
     for data in shipments:
-        shipment = Shipment.objects.filter(carrier=data["carrier"], tracking_number=data["tracking_number"]).first()
+        shipment = Shipment.objects.filter(
+            channel_id=order.channel_id, carrier=data["carrier"], tracking_number=data["tracking_number"]
+        ).first()
         if shipment is not None and shipment.order_id != order.pk:
             raise DomainValidationError({"shipments": [f"{data['carrier']} {data['tracking_number']} belongs to another order."]})
         shipped_at, delivered_at = data.get("shipped_at"), data.get("delivered_at")
@@ -243,6 +305,7 @@ def _upsert_shipments(order: Order, shipments: list[dict]) -> list[Shipment]:
                 with transaction.atomic():
                     shipment = Shipment.objects.create(
                         order=order,
+                        channel_id=order.channel_id,
                         carrier=data["carrier"],
                         tracking_number=data["tracking_number"],
                         shipped_at=shipped_at,
@@ -270,14 +333,16 @@ def _upsert_shipments(order: Order, shipments: list[dict]) -> list[Shipment]:
 
 
 def _match_kept_events(shipment: Shipment) -> None:
-    """Carrier events that arrived before the shipment was known now belong to it."""
-    kept = TrackingEvent.objects.filter(
-        carrier=shipment.carrier, tracking_number=shipment.tracking_number, shipment__isnull=True, return_parcel__isnull=True
+    """Carrier events that arrived before the shipment was known now apply to it. Those no
+    shipment had yet point to it; one that points to another channel's shipment of the same
+    number stays there (an event points to one shipment) but counts for this one too."""
+    scans = TrackingEvent.objects.filter(
+        carrier=shipment.carrier, tracking_number=shipment.tracking_number, return_parcel__isnull=True
     )
-    events = list(kept.order_by("occurred_at"))
+    events = list(scans.order_by("occurred_at"))
     if not events:
         return
-    kept.update(shipment=shipment)
+    scans.filter(shipment__isnull=True).update(shipment=shipment)
     shipment.last_status = events[-1].status
     delivered = [e.occurred_at for e in events if e.status == TrackingStatus.DELIVERED]
     if delivered and shipment.delivered_at is None:
@@ -349,16 +414,25 @@ def tracking_event_record(
                 carrier=carrier.code, tracking_number=tracking_number, status=status, occurred_at=occurred_at
             )
             return existing, False
-        shipment = Shipment.objects.filter(carrier=carrier.code, tracking_number=tracking_number).first()
-        if shipment is not None:
-            TrackingEvent.objects.filter(pk=event.pk).update(shipment=shipment)
-            event.shipment = shipment
-            _apply_shipment_scan(shipment, event)
+        # Tracking numbers are unique per channel, so two channels may both report this one
+        # (at most one of them truly): the scan counts for each, and points to the first.
+        shipments = list(Shipment.objects.filter(carrier=carrier.code, tracking_number=tracking_number).order_by("pk"))
+        if shipments:
+            TrackingEvent.objects.filter(pk=event.pk).update(shipment=shipments[0])
+            event.shipment = shipments[0]
+            for shipment in shipments:
+                _apply_shipment_scan(shipment, event)
     return event, True
 
 
 def _apply_shipment_scan(shipment: Shipment, event: TrackingEvent) -> None:
-    latest = shipment.tracking_events.exclude(pk=event.pk).order_by("-occurred_at").values_list("occurred_at", flat=True).first()
+    latest = (
+        TrackingEvent.objects.filter(carrier=shipment.carrier, tracking_number=shipment.tracking_number)
+        .exclude(pk=event.pk)
+        .order_by("-occurred_at")
+        .values_list("occurred_at", flat=True)
+        .first()
+    )
     changed = []
     if latest is None or event.occurred_at >= latest:
         shipment.last_status = event.status

@@ -18,9 +18,15 @@ def capture_evidence(refund) -> dict:
     now = timezone.now()
     payment = getattr(order, "payment", None) if hasattr(order, "payment") else None
     shipments = list(order.shipments.all())
-    events_by_shipment: dict[int, list] = {}
-    for ev in TrackingEvent.objects.filter(shipment__order=order).order_by("occurred_at"):
-        events_by_shipment.setdefault(ev.shipment_id, []).append(
+    # By tracking number, not by the event's shipment: an event points to the first shipment
+    # of its number, which may be another channel's (numbers are unique per channel).
+    events_by_shipment: dict[tuple, list] = {}
+    numbers = Q()
+    for s in shipments:
+        numbers |= Q(carrier=s.carrier, tracking_number=s.tracking_number)
+    scans = TrackingEvent.objects.filter(numbers, return_parcel__isnull=True) if shipments else TrackingEvent.objects.none()
+    for ev in scans.order_by("occurred_at"):
+        events_by_shipment.setdefault((ev.carrier, ev.tracking_number), []).append(
             {"status": ev.status, "at": _iso(ev.occurred_at), "location": ev.location}
         )
     delivered = [s.delivered_at for s in shipments if s.delivered_at] or ([order.delivered_at] if order.delivered_at else [])
@@ -87,7 +93,7 @@ def capture_evidence(refund) -> dict:
                 "tracking_number": s.tracking_number,
                 "shipped_at": _iso(s.shipped_at),
                 "delivered_at": _iso(s.delivered_at),
-                "events": events_by_shipment.get(s.pk, []),
+                "events": events_by_shipment.get((s.carrier, s.tracking_number), []),
             }
             for s in shipments
         ],

@@ -36,6 +36,16 @@ def _fast_passwords(settings):
 
 
 @pytest.fixture(autouse=True)
+def _api_limits_out_of_the_way(settings):
+    """The API's limits (settings.API_THROTTLE_RATES) are far above what any test sends, and
+    counted afresh in each test; tests/api/test_limits.py sets its own and tests them."""
+    from django.core.cache import cache
+
+    settings.API_THROTTLE_RATES = {"channel_burst": "100000/s", "channel_sustained": "100000/min", "failed_auth": "100000/min"}
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _language_reset():
     """Each test starts in the default language: a request through LocaleMiddleware leaves its
     language active in the thread, which a later test would otherwise inherit."""

@@ -1,7 +1,14 @@
-"""Channel authentication: `Authorization: Bearer <key>`; only a hash of the key is stored."""
+"""Channel authentication: `Authorization: Bearer <key>`; only a hash of the key is stored.
 
+A channel has up to two keys (`ChannelKey`), so it can rotate without a gap. Failed
+attempts are counted per client IP (`FailedAuthLimit`): past the limit, 429.
+"""
+
+from django.utils.translation import gettext as _
 from rest_framework import authentication, exceptions, permissions
 
+from orders import services
+from orders.api.throttling import FailedAuthLimit
 from orders.models import Channel
 
 
@@ -12,16 +19,24 @@ class ChannelKeyAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Send 'Authorization: Bearer <key>'.")
+        limit = FailedAuthLimit()
+        limit.check(request)
         try:
-            key = header[1].decode()
-        except UnicodeError:
-            raise exceptions.AuthenticationFailed("The key is not valid.") from None
-        channel = Channel.objects.filter(key_hash=Channel.hash_key(key), is_active=True).first()
-        if channel is None:
-            raise exceptions.AuthenticationFailed("The key is not valid.")
-        return (None, channel)
+            if len(header) != 2:
+                raise exceptions.AuthenticationFailed(_("Send 'Authorization: Bearer <key>'."))
+            try:
+                key = header[1].decode()
+            except UnicodeError:
+                raise exceptions.AuthenticationFailed(_("The key is not valid.")) from None
+            found = services.channel_key_use(key=key)
+            if found is None:
+                raise exceptions.AuthenticationFailed(_("The key is not valid."))
+            if found.is_expired():
+                raise exceptions.AuthenticationFailed(_("The key has expired. Use the channel's new key."))
+        except exceptions.AuthenticationFailed:
+            limit.failed(request)
+            raise
+        return (None, found.channel)
 
     def authenticate_header(self, request):
         return self.keyword

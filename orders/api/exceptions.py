@@ -18,6 +18,7 @@ from rest_framework.views import exception_handler
 
 from config.errors import ActionForbidden, DomainError, DomainValidationError, IdempotencyConflict, NotAllowed, NotFound
 from orders.api.parsers import JSONParser
+from orders.api.throttling import channel_throttled
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ class ChannelAPIMixin:
     def get_exception_handler(self):
         return api_exception_handler
 
+    def throttled(self, request, wait):
+        raise channel_throttled(wait)
+
 
 DetailSerializer = inline_serializer("ErrorDetail", {"detail": serializers.CharField()})
 
@@ -82,3 +86,7 @@ ERR_401 = OpenApiResponse(DetailSerializer, description="Missing or invalid cred
 ERR_403 = OpenApiResponse(DetailSerializer, description="This channel may not do this.")
 ERR_404 = OpenApiResponse(DetailSerializer, description="No such object for this channel.")
 ERR_409 = OpenApiResponse(DetailSerializer, description="The state does not allow this, or an idempotency conflict.")
+ERR_429 = OpenApiResponse(
+    DetailSerializer,
+    description="Over a limit (see the API's description): wait the seconds in the `Retry-After` header.",
+)

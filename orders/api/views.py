@@ -2,7 +2,11 @@
 
 import hashlib
 import hmac
+import re
+import time
 
+from django.conf import settings
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -16,7 +20,7 @@ from config.actors import Actor
 from config.errors import NotFound
 from orders import selectors, services
 from orders.api import parsers
-from orders.api.exceptions import ERR_400, ERR_401, ERR_404, ChannelAPIMixin
+from orders.api.exceptions import ERR_400, ERR_401, ERR_404, ERR_429, ChannelAPIMixin
 from orders.api.serializers import (
     MessageInSerializer,
     MessageOutSerializer,
@@ -25,6 +29,7 @@ from orders.api.serializers import (
     TrackingEventInSerializer,
     TrackingEventOutSerializer,
 )
+from orders.api.throttling import FailedAuthLimit
 from orders.models import Carrier
 from refunds import services as refund_services
 
@@ -94,8 +99,19 @@ class OrderMessagesView(ChannelAPIMixin, APIView):
         return Response(MessageOutSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
+def signed_payload(timestamp: str, raw: bytes) -> bytes:
+    """What a carrier signs: its X-Timestamp, a dot, and the raw body."""
+    return timestamp.encode() + b"." + raw
+
+
 class TrackingEventView(ChannelAPIMixin, APIView):
-    """Carriers post scans here, signed with HMAC-SHA256 of the raw body (`X-Signature`, hex)."""
+    """Carriers post scans here. `X-Timestamp` is when the request is sent (Unix seconds) and
+    `X-Signature` the hex HMAC-SHA256, with the carrier's secret, of `<X-Timestamp>.<raw body>`.
+    A timestamp further than CARRIER_SIGNATURE_TOLERANCE_SECONDS from our clock is refused, so
+    a request captured on the way can't be replayed later."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -105,14 +121,27 @@ class TrackingEventView(ChannelAPIMixin, APIView):
         request=TrackingEventInSerializer,
         parameters=[
             OpenApiParameter(
-                "X-Signature", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True, description="hex HMAC-SHA256 of the body"
-            )
+                "X-Timestamp",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=True,
+                description="When the request is sent, in Unix seconds; at most CARRIER_SIGNATURE_TOLERANCE_SECONDS "
+                "(300 by default) from our clock, older or newer.",
+            ),
+            OpenApiParameter(
+                "X-Signature",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=True,
+                description="hex HMAC-SHA256, with the carrier's secret, of `<X-Timestamp>.<raw body>`",
+            ),
         ],
         responses={
             200: OpenApiResponse(TrackingEventOutSerializer, description="A replay: the event was already recorded."),
             201: TrackingEventOutSerializer,
             400: ERR_400,
-            401: ERR_401,
+            401: OpenApiResponse(ERR_401.response, description="A missing or bad signature, or a timestamp out of tolerance."),
+            429: ERR_429,
         },
         auth=[],
         summary="A carrier's tracking scan (signed).",
@@ -120,7 +149,16 @@ class TrackingEventView(ChannelAPIMixin, APIView):
     def post(self, request):
         # The signature covers the raw bytes, so read them before anything parses the body.
         raw = request.body
-        carrier, body = self._verified_carrier(raw, request.headers.get("X-Signature", ""))
+        limit = FailedAuthLimit()
+        limit.check(request)
+        try:
+            carrier, body = self._verified_carrier(
+                raw, request.headers.get("X-Signature", ""), request.headers.get("X-Timestamp", "")
+            )
+        except AuthenticationFailed:
+            limit.failed(request)
+            raise
+        self._check_fresh(request.headers.get("X-Timestamp", ""))
         serializer = TrackingEventInSerializer(data=body)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -137,11 +175,13 @@ class TrackingEventView(ChannelAPIMixin, APIView):
         return Response(TrackingEventOutSerializer(event).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @staticmethod
-    def _verified_carrier(raw: bytes, signature: str) -> tuple[Carrier, object]:
+    def _verified_carrier(raw: bytes, signature: str, timestamp: str) -> tuple[Carrier, object]:
         """The signing carrier and the parsed body. The body names the carrier, so it is parsed
         before the signature is checked: one nested too deeply is a 400 (JSONTooDeep) then,
         like on every other endpoint; any other unreadable body is a bad signature."""
-        bad = AuthenticationFailed("Missing or bad X-Signature.")
+        bad = AuthenticationFailed(_("Missing or bad X-Signature or X-Timestamp."))
+        if not _TIMESTAMP.fullmatch(timestamp):
+            raise bad
         try:
             body = parsers.loads(raw)
         except (ValueError, UnicodeDecodeError):
@@ -152,10 +192,24 @@ class TrackingEventView(ChannelAPIMixin, APIView):
         carrier = Carrier.objects.filter(code=code[:30]).first()
         if carrier is None:
             raise bad
-        expected = hmac.new(carrier.secret.encode(), raw, hashlib.sha256).hexdigest()
+        expected = hmac.new(carrier.secret.encode(), signed_payload(timestamp, raw), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode("utf-8", "replace")):
             raise bad
         return carrier, body
+
+    @staticmethod
+    def _check_fresh(timestamp: str) -> None:
+        """Checked after the signature, so only the carrier itself learns that its clock is off."""
+        tolerance = settings.CARRIER_SIGNATURE_TOLERANCE_SECONDS
+        skew = int(time.time()) - int(timestamp)
+        if abs(skew) > tolerance:
+            raise AuthenticationFailed(
+                _(
+                    "X-Timestamp is %(skew)d seconds from our clock; at most %(tolerance)d are accepted, older or newer. "
+                    "Sign the event again with the time you send it."
+                )
+                % {"skew": skew, "tolerance": tolerance}
+            )
 
     def get_authenticate_header(self, request):
         return 'HMAC-SHA256 header="X-Signature"'

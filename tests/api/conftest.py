@@ -2,6 +2,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,7 +10,7 @@ from django.apps import apps
 from django.db.models import Sum
 from rest_framework.test import APIClient
 
-from orders.models import Carrier, Channel, Order, OrderLine
+from orders.models import Carrier, Channel, ChannelKey, Order, OrderLine
 from tests.factories import ChannelFactory
 
 # The fixtures' calendar: day 1 is ten days ago, so an order placed on day 1 is always inside
@@ -60,7 +61,7 @@ def db_snapshot() -> dict:
 def make_channel(name: str, kind=Channel.Kind.WEB_STORE) -> tuple[Channel, str]:
     key = f"rd_{secrets.token_urlsafe(16)}"
     channel = ChannelFactory(name=name, kind=kind)
-    Channel.objects.filter(pk=channel.pk).update(key_hash=Channel.hash_key(key), key_prefix=key[:8])
+    ChannelKey.objects.create(channel=channel, slot=1, key_hash=Channel.hash_key(key), key_prefix=key[:8])
     return channel, key
 
 
@@ -96,8 +97,15 @@ def carrier(db):
     return Carrier.objects.create(code="sf", name="SF Express", secret=secrets.token_hex(16))
 
 
-def sign(secret: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> dict:
+    """The carrier's headers for `body`: X-Timestamp (now, unless given) and X-Signature."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    return {"X-Timestamp": ts, "X-Signature": hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()}
+
+
+def sign_meta(secret: str, body: bytes, timestamp: int | None = None) -> dict:
+    """`sign` as Django test client keyword arguments (HTTP_X_...)."""
+    return {"HTTP_" + k.upper().replace("-", "_"): v for k, v in sign(secret, body, timestamp).items()}
 
 
 def tracking_body(**overrides) -> bytes:

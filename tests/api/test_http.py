@@ -1,6 +1,8 @@
 """The channel API through real HTTP against the test server: every endpoint and every
 error of api.md, and nothing written on any 4xx."""
 
+import hashlib
+import hmac
 import json
 import re
 from decimal import Decimal
@@ -223,7 +225,7 @@ def test_a_body_over_the_upload_limit_answers_413_json_on_every_endpoint_and_wri
         r = http(method, path, data=raw, headers={**json_type, "Idempotency-Key": "big"})
         assert assert_json_error(r, 413) == expected, path
     # The carrier webhook, unauthenticated and signed with the carrier's own secret.
-    headers = {**json_type, "X-Signature": sign(carrier.secret, raw)}
+    headers = {**json_type, **sign(carrier.secret, raw)}
     r = requests.post(f"{live_server.url}/api/v1/tracking-events/", data=raw, headers=headers, timeout=10)
     assert assert_json_error(r, 413) == expected
     assert db_snapshot() == before
@@ -246,7 +248,7 @@ def test_json_nested_too_deeply_answers_400_on_the_api_and_the_webhook(http, liv
     r = requests.post(
         f"{live_server.url}/api/v1/tracking-events/",
         data=deep,
-        headers={"Content-Type": "application/json", "X-Signature": sign(carrier.secret, deep)},
+        headers={"Content-Type": "application/json", **sign(carrier.secret, deep)},
         timeout=10,
     )
     assert "JSON nested too deeply" in assert_json_error(r, 400)["detail"]
@@ -333,7 +335,7 @@ def test_return_shipment_then_carrier_scan(http, live_server, carrier):
     r = requests.post(
         f"{live_server.url}/api/v1/tracking-events/",
         data=body,
-        headers={"X-Signature": sign(carrier.secret, body), "Content-Type": "application/json"},
+        headers={**sign(carrier.secret, body), "Content-Type": "application/json"},
         timeout=10,
     )
     assert r.status_code == 201 and r.json()["matched"] is True
@@ -362,14 +364,26 @@ def test_tracking_webhook_signature_replay_and_delivery(live_server, carrier, ch
     url = f"{live_server.url}/api/v1/tracking-events/"
     body = tracking_body(tracking_number="SF1", status="delivered", occurred_at=iso(4, 9))
     before = db_snapshot()
-    for sig in (None, "", "0" * 64, sign("wrong", body), sign(carrier.secret, body + b" ")):
-        headers = {"Content-Type": "application/json", **({"X-Signature": sig} if sig is not None else {})}
-        r = requests.post(url, data=body, headers=headers, timeout=10)
+    good = sign(carrier.secret, body)
+    for headers in (
+        {},
+        {"X-Timestamp": good["X-Timestamp"]},
+        {"X-Timestamp": good["X-Timestamp"], "X-Signature": ""},
+        {"X-Timestamp": good["X-Timestamp"], "X-Signature": "0" * 64},
+        sign("wrong", body),
+        {**sign(carrier.secret, body + b" "), "X-Timestamp": good["X-Timestamp"]},
+        {"X-Signature": good["X-Signature"]},  # no timestamp
+        {**good, "X-Timestamp": str(int(good["X-Timestamp"]) + 1)},  # the timestamp is signed
+        {**good, "X-Timestamp": "-" + good["X-Timestamp"]},
+        # The signature of the body alone, as before timestamps were signed.
+        {"X-Timestamp": good["X-Timestamp"], "X-Signature": hmac.new(carrier.secret.encode(), body, hashlib.sha256).hexdigest()},
+    ):
+        r = requests.post(url, data=body, headers={"Content-Type": "application/json", **headers}, timeout=10)
         assert_json_error(r, 401)
-    assert_json_error(requests.post(url, data=b"\xff", headers={"X-Signature": "ab"}, timeout=10), 401)
+    assert_json_error(requests.post(url, data=b"\xff", headers=sign(carrier.secret, b"\xff"), timeout=10), 401)
     assert db_snapshot() == before
 
-    headers = {"X-Signature": sign(carrier.secret, body), "Content-Type": "application/json"}
+    headers = {**good, "Content-Type": "application/json"}
     assert requests.post(url, data=body, headers=headers, timeout=10).status_code == 201
     assert Order.objects.get(number="MKT-1").state == "delivered"
     shipment = Shipment.objects.get(tracking_number="SF1")
@@ -380,7 +394,7 @@ def test_tracking_webhook_signature_replay_and_delivery(live_server, carrier, ch
     assert db_snapshot() == before
 
     bad = tracking_body(status="lost")
-    errors = assert_json_error(requests.post(url, data=bad, headers={"X-Signature": sign(carrier.secret, bad)}, timeout=10), 400)
+    errors = assert_json_error(requests.post(url, data=bad, headers=sign(carrier.secret, bad), timeout=10), 400)
     assert "status" in errors
     assert db_snapshot() == before
 
@@ -396,7 +410,14 @@ def test_schema_and_docs_are_served(live_server):
         "/api/v1/tracking-events/",
     ):
         assert path in paths
-    assert set(paths["/api/v1/refunds/"]["post"]["responses"]) == {"200", "201", "400", "401", "404", "409"}
+    assert set(paths["/api/v1/refunds/"]["post"]["responses"]) == {"200", "201", "400", "401", "404", "409", "429"}
+    # The limits are documented: each operation's 429 with Retry-After, their values in the description.
+    assert "Retry-After" in paths["/api/v1/orders/{order_number}/"]["put"]["responses"]["429"]["headers"]
+    description = r.json()["info"]["description"]
+    assert all(word in description for word in ("**Limits.**", "fail to authenticate", "429", "Retry-After")), description
+    assert "X-Timestamp" in paths["/api/v1/tracking-events/"]["post"]["description"] + str(
+        paths["/api/v1/tracking-events/"]["post"]["parameters"]
+    )
     docs = requests.get(f"{live_server.url}/api/docs/", timeout=10)
     assert docs.status_code == 200
     # Swagger UI's own files come from this server (drf-spectacular-sidecar), never a CDN.

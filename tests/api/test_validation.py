@@ -19,7 +19,7 @@ from orders.models import OrderLine
 from refunds.api.serializers import RefundCreateSerializer
 from refunds.api.views import CREATE_BODY
 from refunds.models import RefundRequest
-from tests.api.conftest import db_snapshot, order_body, sign
+from tests.api.conftest import db_snapshot, order_body, sign_meta
 
 pytestmark = pytest.mark.django_db
 
@@ -254,7 +254,7 @@ def post_raw(api, carrier, refund_id):
         if endpoint == "tracking-events":
             # Signed with the carrier's own secret: the body is refused for its shape, not its signature.
             return webhook.post(
-                "/api/v1/tracking-events/", raw, content_type="application/json", HTTP_X_SIGNATURE=sign(carrier.secret, raw)
+                "/api/v1/tracking-events/", raw, content_type="application/json", **sign_meta(carrier.secret, raw)
             )
         path, method = {
             "orders": ("/api/v1/orders/MKT-1/", api.put),

@@ -38,6 +38,7 @@ from orders.models import (
     AddressChange,
     Carrier,
     Channel,
+    ChannelKey,
     Customer,
     CustomerMessage,
     Order,
@@ -323,10 +324,9 @@ class Command(BaseCommand):
         channels = []
         for name, kind in CHANNELS:
             key = f"rd_{self._secret(32)}"
-            channel, created = Channel.objects.get_or_create(
-                name=name, defaults={"kind": kind, "key_hash": Channel.hash_key(key), "key_prefix": key[:8]}
-            )
+            channel, created = Channel.objects.get_or_create(name=name, defaults={"kind": kind})
             if created:
+                ChannelKey.objects.create(channel=channel, slot=1, key_hash=Channel.hash_key(key), key_prefix=key[:8])
                 self.keys.append((f"channel API key for {name}", key))
             channels.append(channel)
         for code, name in CARRIERS:
@@ -505,6 +505,7 @@ class Command(BaseCommand):
                 shipments.append(
                     Shipment(
                         order=order,
+                        channel_id=order.channel_id,
                         carrier=carrier,
                         tracking_number=f"{carrier.upper()}{order.number}{rng.randrange(10, 99)}",
                         shipped_at=t["shipped"],
