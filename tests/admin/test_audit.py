@@ -54,6 +54,21 @@ def form_data(response, **changes) -> dict:
             data[name] = [str(v) for v in value]
         else:
             data[name] = str(value)
+    # Inlines (a channel's keys) post their management form and rows unchanged.
+    for inline in response.context.get("inline_admin_formsets", []):
+        formset = inline.formset
+        data.update({f"{formset.prefix}-{k}": v for k, v in formset.management_form.initial.items()})
+        for i, row in enumerate(formset.forms):
+            for name in row.fields:
+                value = row[name].value()
+                if value is None or value is False:
+                    continue
+                if isinstance(value, datetime):
+                    value = timezone.localtime(value)
+                    data[f"{formset.prefix}-{i}-{name}_0"] = value.date().isoformat()
+                    data[f"{formset.prefix}-{i}-{name}_1"] = value.time().strftime("%H:%M:%S")
+                else:
+                    data[f"{formset.prefix}-{i}-{name}"] = "on" if value is True else str(value)
     for name, value in changes.items():
         if value is False:
             data.pop(name, None)
