@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -232,10 +233,9 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     def row_buttons(self, obj):
         # `formaction` reuses the changelist form (and its CSRF token) for a one-row POST.
         if obj.state == Payout.State.PENDING_APPROVAL:
+            # A link to the confirmation page: nothing is approved before its own POST.
             return format_html(
-                '<button type="submit" class="button" formaction="{}">{}</button>',
-                reverse("admin:refunds_payout_approve", args=[obj.pk]),
-                _("Approve"),
+                '<a class="button" href="{}">{}</a>', reverse("admin:refunds_payout_approve", args=[obj.pk]), _("Approve…")
             )
         if obj.state == Payout.State.FAILED and obj.failure_permanent:
             # Retrying a closed card can't help: offer the other methods on the payout's page.
@@ -290,19 +290,59 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
 
     @admin.action(description=gettext_lazy("Approve selected payouts"), permissions=["approve"])
     def approve_selected(self, request, queryset):
+        """First POST (the action): the confirmation page, nothing approved. Its POST (`confirm`
+        with the digest of what it showed) approves; a selection changed meanwhile is shown again."""
         ids = list(queryset.order_by().values_list("pk", flat=True)[: MAX_BULK + 1])
         if len(ids) > MAX_BULK:
             self.message_user(
                 request, _("More than %(n)s payouts selected; narrow the filter.") % {"n": MAX_BULK}, messages.ERROR
             )
             return None
-        try:
-            result = services.payout_approve_bulk(payout_ids=ids, actor=self._actor(request))
-        except RefundError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
+        preview = self._preview(request, ids)
+        confirmed = request.POST.get("confirm") == "yes"
+        if confirmed and request.POST.get("digest") == preview.digest:
+            try:
+                result = services.payout_approve_bulk(payout_ids=ids, actor=self._actor(request))
+            except RefundError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                return None
+            self._report_bulk(request, result)
             return None
-        self._report_bulk(request, result)
-        return None
+        hidden = [("action", "approve_selected"), ("select_across", request.POST.get("select_across", "0"))]
+        hidden += [(ACTION_CHECKBOX_NAME, pk) for pk in request.POST.getlist(ACTION_CHECKBOX_NAME)]
+        query = request.GET.urlencode()
+        return self._confirmation(
+            request,
+            preview,
+            hidden=hidden,
+            action_url=reverse("admin:refunds_payout_changelist") + (f"?{query}" if query else ""),
+            back_url=reverse("admin:refunds_payout_changelist") + (f"?{query}" if query else ""),
+            changed=confirmed,
+        )
+
+    def _preview(self, request, ids):
+        return selectors_finance.payout_approval_preview(
+            payout_ids=ids, user_id=request.user.pk, limit=services.four_eyes_limit()
+        )
+
+    def _confirmation(self, request, preview, *, hidden, action_url, back_url, changed):
+        outcomes = preview.outcomes
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Approve payouts?"),
+            "preview": preview,
+            "approve": outcomes[selectors_finance.APPROVE],
+            "first": outcomes[selectors_finance.FIRST_APPROVAL],
+            "approved_first": outcomes[selectors_finance.APPROVED_FIRST],
+            "own_request": outcomes[selectors_finance.OWN_REQUEST],
+            "not_pending": outcomes[selectors_finance.NOT_PENDING],
+            "hidden": hidden,
+            "action_url": action_url,
+            "back_url": back_url,
+            "changed": changed,
+        }
+        return TemplateResponse(request, "admin/refunds/payout/approve_confirmation.html", context)
 
     def _report_bulk(self, request, result) -> None:
         if result.approved:
@@ -418,7 +458,26 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         return HttpResponseRedirect(request.META.get("HTTP_REFERER") or reverse("admin:refunds_payout_changelist"))
 
     def approve_view(self, request, pk):
-        return self._single(request, pk, perms.APPROVE_PAYOUT, services.payout_approve, _("%(p)s approved; it is being paid."))
+        """GET, or a POST from a row's button: the confirmation page. Its POST approves."""
+        _require(request, perms.APPROVE_PAYOUT)
+        preview = self._preview(request, [pk])
+        if preview.missing:
+            raise Http404
+        confirmed = request.method == "POST" and request.POST.get("confirm") == "yes"
+        if confirmed and request.POST.get("digest") == preview.digest:
+            return self._single(
+                request, pk, perms.APPROVE_PAYOUT, services.payout_approve, _("%(p)s approved; it is being paid.")
+            )
+        nxt = request.POST.get("next", "") or request.GET.get("next", "")
+        back = nxt if nxt.startswith("/admin/") else reverse("admin:refunds_payout_changelist")
+        return self._confirmation(
+            request,
+            preview,
+            hidden=[("next", back)],
+            action_url=reverse("admin:refunds_payout_approve", args=[pk]),
+            back_url=back,
+            changed=confirmed,
+        )
 
     def void_view(self, request, pk):
         return self._single(
