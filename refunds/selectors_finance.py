@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, Max, Min, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -99,6 +99,9 @@ def payout_batch_list() -> QuerySet[PayoutBatch]:
         payout_total=Coalesce(
             Subquery(payouts.annotate(s=Sum("amount")).values("s")), ZERO_MONEY, output_field=DecimalField(**MONEY)
         ),
+        # The sum is one money amount only if the batch is of one currency: first and last say.
+        payout_currency=Subquery(payouts.annotate(c=Min("currency")).values("c")),
+        payout_currency_last=Subquery(payouts.annotate(c=Max("currency")).values("c")),
     )
 
 

@@ -328,8 +328,11 @@ def test_reconciliation_sums_succeeded_payouts_by_local_day_and_method(fin):
 
     csv_response = fin.get(reverse("admin:refunds_payout_reconciliation"), {"start": day, "end": day, "format": "csv"})
     lines = csv_response.content.decode("utf-8-sig").strip().splitlines()
-    assert lines[0] == "day,method,currency,count,total"
-    assert lines[1:] == [f"{day},original_payment,CNY,2,30.30", f"{day},store_credit,CNY,1,5.00"]
+    assert lines[0] == "day,method,currency,count,total,method code"
+    assert lines[1:] == [
+        f"{day},Original payment,CNY,2,30.30,original_payment",
+        f"{day},Store credit,CNY,1,5.00,store_credit",
+    ]
 
 
 def test_reconciliation_rejects_a_backwards_range(fin):
