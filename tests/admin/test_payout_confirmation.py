@@ -183,3 +183,18 @@ def test_the_rows_button_is_a_link_to_the_confirmation_which_alone_approves(fin,
 
 def test_the_confirmation_of_a_missing_payout_is_404(fin):
     assert fin.get(reverse("admin:refunds_payout_approve", args=[999999])).status_code == 404
+
+
+def test_the_confirmation_costs_the_same_queries_for_10_and_500_payouts(fin):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count(n):
+        Payout.objects.all().delete()
+        ps = bulk_payouts(n)
+        with CaptureQueriesContext(connection) as ctx:
+            page = _action(fin, [ps[0].pk], select_across=True)
+        assert page.context["approve"].count == n
+        return len(ctx)
+
+    assert count(10) == count(500)

@@ -33,7 +33,8 @@ def test_finance_selects_payouts_sees_the_total_bulk_approves_and_exports_an_xls
     page.check(f"input.action-select[value='{a.pk}']")
     page.check(f"input.action-select[value='{b.pk}']")
     # 12.34 + 56.78 in floats is 69.12000000000001; the page sums integer cents.
-    page.wait_for_function("document.getElementById('selection-count').textContent === '2'")
+    # A locator's wait, not wait_for_function: the page's CSP forbids evaluating a string.
+    page.wait_for_selector("#selection-count:text-is('2')")
     assert page.inner_text("#selection-sum") == "69.12 CNY"
     shot(page, "finance-2-selected-total")
 
