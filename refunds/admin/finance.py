@@ -320,7 +320,9 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
             self._report_bulk(request, result)
             return None
         hidden = [("action", "approve_selected"), ("select_across", request.POST.get("select_across", "0"))]
-        hidden += [(ACTION_CHECKBOX_NAME, pk) for pk in request.POST.getlist(ACTION_CHECKBOX_NAME)]
+        # Django runs an action posted without `index` (a confirmation page's) only if some box
+        # is ticked; with "select all" the boxes don't narrow it, so one empty box will do.
+        hidden += [(ACTION_CHECKBOX_NAME, pk) for pk in request.POST.getlist(ACTION_CHECKBOX_NAME) or [""]]
         query = request.GET.urlencode()
         return self._confirmation(
             request,
