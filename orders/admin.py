@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy as _
 from config.actors import Actor
 from config.admin_kit import LargeTableAdmin, ReadOnlyAdminMixin
 from config.errors import DomainError
+from config.money import money
 from config.uploads import too_big
 from orders import services, services_erasure
 from orders.masking import email_for, lookup_touches_masked, may_search_last_four, may_search_masked, phone_for, reference_for
@@ -105,10 +106,21 @@ def _viewer(obj):
 
 class OrderLineInline(admin.TabularInline):
     model = OrderLine
-    fields = ["sku", "name", "quantity", "unit_price", "line_total", "refunded_quantity", "held_quantity"]
+    fields = ["sku", "name", "quantity", "unit_price_money", "line_total_money", "refunded_quantity", "held_quantity"]
     readonly_fields = fields
     extra = 0
     can_delete = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("order")
+
+    @admin.display(description=_("unit price"))
+    def unit_price_money(self, obj):
+        return money(obj.unit_price, obj.order.currency)
+
+    @admin.display(description=_("line total"))
+    def line_total_money(self, obj):
+        return money(obj.line_total, obj.order.currency)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -119,7 +131,7 @@ class OrderLineInline(admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(MaskedSearchMixin, ReadOnlyAdminMixin, LargeTableAdmin, ViewerMixin, admin.ModelAdmin):
-    list_display = ["number", "channel", "customer_name", "state", "paid_total", "refunded_total", "placed_at"]
+    list_display = ["number", "channel", "customer_name", "state", "paid_money", "refunded_money", "placed_at"]
     list_filter = ["channel", "state"]
     list_select_related = ["channel", "customer"]
     search_fields = ["number"]
@@ -131,13 +143,12 @@ class OrderAdmin(MaskedSearchMixin, ReadOnlyAdminMixin, LargeTableAdmin, ViewerM
         "customer_name",
         "customer_phone",
         "state",
-        "currency",
         "placed_at",
-        "paid_total",
-        "refunded_total",
-        "held_total",
+        "paid_money",
+        "refunded_money",
+        "held_money",
         "payment_details",
-        "shipping_fee",
+        "shipping_fee_money",
         "delivered_at",
         "refund_requests_list",
     ]
@@ -225,15 +236,14 @@ class OrderAdmin(MaskedSearchMixin, ReadOnlyAdminMixin, LargeTableAdmin, ViewerM
         can_open = viewer is not None and viewer.has_perm("refunds.view_refundrequest")
         return format_html_join(
             mark_safe("<br>"),  # noqa: S308 - a constant
-            "{} · {} · {} {}",
+            "{} · {} · {}",
             (
                 (
                     format_html('<a href="{}">{}</a>', reverse("admin:refunds_refundrequest_change", args=[r.pk]), r.number)
                     if can_open
                     else r.number,
                     r.get_state_display(),
-                    r.amount_requested,
-                    r.currency,
+                    money(r.amount_requested, r.currency),
                 )
                 for r in rows
             ),
@@ -259,7 +269,23 @@ class OrderAdmin(MaskedSearchMixin, ReadOnlyAdminMixin, LargeTableAdmin, ViewerM
         payment = getattr(obj, "payment", None)
         if payment is None:
             return "—"
-        return f"{payment.method} · {reference_for(_viewer(obj), payment.reference)} · {payment.amount}"
+        return f"{payment.method} · {reference_for(_viewer(obj), payment.reference)} · {money(payment.amount, obj.currency)}"
+
+    @admin.display(description=_("paid total"), ordering="paid_total")
+    def paid_money(self, obj):
+        return money(obj.paid_total, obj.currency)
+
+    @admin.display(description=_("refunded total"), ordering="refunded_total")
+    def refunded_money(self, obj):
+        return money(obj.refunded_total, obj.currency)
+
+    @admin.display(description=_("held by open requests"))
+    def held_money(self, obj):
+        return money(obj.held_total, obj.currency)
+
+    @admin.display(description=_("shipping fee"))
+    def shipping_fee_money(self, obj):
+        return money(obj.shipping_fee, obj.currency)
 
 
 class ImportOrdersForm(forms.Form):

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone, translation
+from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ANY_OTHER_STATE, ANY_STATE, FSMField, FSMFieldMixin, FSMModelMixin, transition
 
@@ -926,6 +927,19 @@ class ReconciliationDifference(models.Model):
         return f"{self.get_kind_display()} ({self.day:%Y-%m-%d})"
 
 
+def export_file_stem(what: str, filters: dict, day) -> str:
+    """An export's file name without its extension: what, the filter, the day, e.g.
+    `payouts-pending_approval-2026-12-02` or `refund-requests-refunded-channel-3-2026-12-02`."""
+    parts = [what]
+    for key in ("state", "method", "q", "created_from", "created_to"):
+        if filters.get(key):
+            parts.append(slugify(str(filters[key])) or key)
+    if filters.get("channels"):
+        parts.append("channel-" + "-".join(str(c) for c in filters["channels"]))
+    parts.append(day.isoformat())
+    return "-".join(parts)
+
+
 class Export(models.Model):
     """A spreadsheet too big to write within a web request (`EXPORT_INLINE_MAX_ROWS`),
     written by a django-q2 task into a file only the staff user who asked for it downloads."""
@@ -969,4 +983,4 @@ class Export(models.Model):
 
     @property
     def filename(self) -> str:
-        return f"{self.what}-{timezone.localtime(self.created_at):%Y%m%d-%H%M}.{self.fmt}"
+        return f"{export_file_stem(self.what, self.filters, timezone.localtime(self.created_at).date())}.{self.fmt}"

@@ -1,14 +1,24 @@
 """Reads for the finance screens and exports: payouts, batches and the daily reconciliation."""
 
+import hashlib
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, Max, Min, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from orders.models import MONEY
-from refunds.models import Payout, PayoutBatch, ReconciliationDifference, ReconciliationRun, RefundMethod, RefundRequest
+from refunds.models import (
+    Payout,
+    PayoutBatch,
+    ReconciliationDifference,
+    ReconciliationRun,
+    RefundMethod,
+    RefundRequest,
+    sources_of,
+)
 
 CENT = Decimal("0.01")
 ZERO_MONEY = Value(0, output_field=DecimalField(**MONEY))
@@ -89,6 +99,9 @@ def payout_batch_list() -> QuerySet[PayoutBatch]:
         payout_total=Coalesce(
             Subquery(payouts.annotate(s=Sum("amount")).values("s")), ZERO_MONEY, output_field=DecimalField(**MONEY)
         ),
+        # The sum is one money amount only if the batch is of one currency: first and last say.
+        payout_currency=Subquery(payouts.annotate(c=Min("currency")).values("c")),
+        payout_currency_last=Subquery(payouts.annotate(c=Max("currency")).values("c")),
     )
 
 
@@ -138,3 +151,108 @@ def open_differences():
     return (
         ReconciliationDifference.objects.filter(resolved_at__isnull=True).select_related("payout__request").order_by("day", "pk")
     )
+
+
+# --- what an approval would do (the confirmation page) --------------------------------------
+
+# What approving a payout does, for one finance user; `payout_approve_bulk` decides with the
+# same function, so the confirmation page can't promise what the approval then doesn't do.
+APPROVE = "approve"  # approved now: money moves
+FIRST_APPROVAL = "first_approval"  # above the four-eyes limit: a second approver must follow
+APPROVED_FIRST = "approved_first"  # this user gave the first approval: someone else must
+OWN_REQUEST = "own_request"  # this user approved the refund request itself
+NOT_PENDING = "not_pending"
+OUTCOMES = [APPROVE, FIRST_APPROVAL, APPROVED_FIRST, OWN_REQUEST, NOT_PENDING]
+
+APPROVAL_COLUMNS = [
+    "pk",
+    "state",
+    "amount",
+    "currency",
+    "method",
+    "first_approved_by_id",
+    "request_id",
+    "request__approved_by_id",
+    "request__first_approved_by_id",
+]
+
+
+def approval_outcome(row: dict, *, user_id: int, limit: Decimal) -> str:
+    """One of OUTCOMES for a payout row (`APPROVAL_COLUMNS`) approved by `user_id`."""
+    if row["state"] not in sources_of(Payout.approve):
+        return NOT_PENDING
+    if user_id in (row["request__approved_by_id"], row["request__first_approved_by_id"]):
+        return OWN_REQUEST
+    if row["amount"] > limit and row["first_approved_by_id"] is None:
+        return FIRST_APPROVAL
+    if row["amount"] > limit and row["first_approved_by_id"] == user_id:
+        return APPROVED_FIRST
+    return APPROVE
+
+
+@dataclass
+class Totals:
+    """How many payouts and how much, per currency and per (method, currency)."""
+
+    count: int = 0
+    per_currency: dict = field(default_factory=dict)
+    per_method: dict = field(default_factory=dict)
+    numbers: list = field(default_factory=list)
+
+    def add(self, row: dict) -> None:
+        self.count += 1
+        cur, method = row["currency"], row["method"]
+        self.per_currency[cur] = self.per_currency.get(cur, Decimal("0.00")) + row["amount"]
+        key = (method, cur)
+        n, total = self.per_method.get(key, (0, Decimal("0.00")))
+        self.per_method[key] = (n + 1, total + row["amount"])
+        if len(self.numbers) < 20:
+            self.numbers.append(f"PO-{row['pk']:06d}")
+
+    def currency_rows(self) -> list[tuple[str, Decimal]]:
+        return sorted(self.per_currency.items())
+
+    def method_rows(self) -> list[dict]:
+        return [
+            {
+                "method": method,
+                "label": RefundMethod(method).label if method in RefundMethod.values else method,
+                "currency": cur,
+                "count": n,
+                "total": total,
+            }
+            for (method, cur), (n, total) in sorted(self.per_method.items())
+        ]
+
+
+@dataclass
+class ApprovalPreview:
+    """What approving `payout_ids` as one user would do, before anything is done."""
+
+    selected: Totals
+    outcomes: dict[str, Totals]
+    limit: Decimal
+    digest: str
+    missing: int = 0
+
+    @property
+    def moves_money(self) -> bool:
+        return bool(self.outcomes[APPROVE].count or self.outcomes[FIRST_APPROVAL].count)
+
+
+def payout_approval_preview(*, payout_ids: list[int], user_id: int, limit: Decimal) -> ApprovalPreview:
+    """One query over the selected payouts: the totals and each row's outcome.
+
+    `digest` fingerprints what was shown (each row's id, state, amount and approvers): the
+    confirmation carries it, and a changed selection is shown again rather than approved.
+    """
+    ids = sorted(set(int(i) for i in payout_ids))
+    rows = list(Payout.objects.filter(pk__in=ids).order_by("pk").values(*APPROVAL_COLUMNS))
+    selected, outcomes = Totals(), {o: Totals() for o in OUTCOMES}
+    h = hashlib.sha256(f"{user_id}|{limit}".encode())
+    for r in rows:
+        selected.add(r)
+        outcome = approval_outcome(r, user_id=user_id, limit=limit)
+        outcomes[outcome].add(r)
+        h.update(f"|{r['pk']}:{r['state']}:{r['amount']}:{r['currency']}:{r['method']}:{r['first_approved_by_id']}".encode())
+    return ApprovalPreview(selected=selected, outcomes=outcomes, limit=limit, digest=h.hexdigest(), missing=len(ids) - len(rows))

@@ -9,6 +9,7 @@ from decimal import Decimal
 import openpyxl
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from config.actors import Actor
 from orders.models import Customer, Order, OrderEvent, OrderLine, Payment
@@ -34,6 +35,8 @@ PAYOUT_HEADERS = [
     "approved at",
     "succeeded at",
     "gateway reference",
+    "method code",
+    "state code",
 ]
 
 
@@ -68,7 +71,7 @@ def test_xlsx_export_of_selected_payouts_reads_back_with_the_right_rows_and_sum(
     response = fin.post(CHANGELIST, {"action": "export_xlsx", "_selected_action": [a.pk, c.pk], "index": 0})
 
     assert response.status_code == 200
-    assert response["Content-Disposition"].endswith('payouts.xlsx"')
+    assert response["Content-Disposition"].endswith(f'payouts-selected-{timezone.localdate()}.xlsx"')
     rows = read_xlsx(body(response))
     assert rows[0] == PAYOUT_HEADERS
     assert [r[0] for r in rows[1:]] == [str(a), str(c)]  # b was not selected
@@ -349,3 +352,91 @@ def test_a_token_for_another_user_or_a_path_is_refused(client, admin_user, shop)
         response = client.post(reverse("admin:orders_order_import"), {"confirm": "1", "token": token, "fmt": "csv"}, follow=True)
         assert any("expired" in str(m) for m in response.context["messages"])
     assert nothing_written()
+
+
+# --- money as numbers, codes with their labels, names that say what is in the file -----------
+
+
+def _sheet(content: bytes):
+    return openpyxl.load_workbook(io.BytesIO(content)).active  # not read-only: cells keep their formats
+
+
+def test_xlsx_money_is_a_numeric_cell_formatted_0_00_whose_sum_is_the_confirmation_pages_total(fin):
+    pending = payouts(["1234.50", "0.10", "20.00"])
+    Payout.objects.filter(pk=pending[1].pk).update(method="store_credit")
+    screen = fin.post(
+        CHANGELIST, {"action": "approve_selected", "_selected_action": [pending[0].pk], "index": 0, "select_across": 1}
+    )
+    (screen_total,) = screen.context["preview"].selected.currency_rows()
+
+    response = fin.get(reverse("admin:refunds_payout_export", args=["xlsx"]) + "?state=pending_approval")
+
+    assert response["Content-Disposition"].endswith(f'filename="payouts-pending_approval-{timezone.localdate()}.xlsx"')
+    ws = _sheet(body(response))
+    header = [c.value for c in ws[1]]
+    assert header == PAYOUT_HEADERS
+    amount, state, state_code = header.index("amount") + 1, header.index("state") + 1, header.index("state code") + 1
+    method, method_code = header.index("method") + 1, header.index("method code") + 1
+    cells = [ws.cell(row=r, column=amount) for r in range(2, ws.max_row + 1)]
+    assert len(cells) == 3
+    assert all(c.data_type == "n" and c.number_format == "0.00" for c in cells)
+    assert sum(Decimal(str(c.value)) for c in cells) == screen_total[1] == Decimal("1254.60")
+    assert {ws.cell(row=r, column=state).value for r in range(2, ws.max_row + 1)} == {"Pending approval"}
+    assert {ws.cell(row=r, column=state_code).value for r in range(2, ws.max_row + 1)} == {"pending_approval"}
+    assert [ws.cell(row=r, column=method).value for r in range(2, 5)] == ["Original payment", "Store credit", "Original payment"]
+    assert [ws.cell(row=r, column=method_code).value for r in range(2, 5)] == [
+        "original_payment",
+        "store_credit",
+        "original_payment",
+    ]
+
+
+def test_the_csv_keeps_its_bom_and_is_named_for_its_filter(fin):
+    (p,) = payouts(["5.50"], state=Payout.State.FAILED)
+    Payout.objects.filter(pk=p.pk).update(method="coupon")
+
+    response = fin.get(reverse("admin:refunds_payout_export", args=["csv"]), {"state": "failed", "method": "coupon"})
+
+    raw = body(response)
+    assert raw.startswith("\ufeff".encode())
+    assert response["Content-Disposition"].endswith(f'filename="payouts-failed-coupon-{timezone.localdate()}.csv"')
+    header, row = csv_rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert len(csv_rows) == 2
+    assert (row[header.index("amount")], row[header.index("state")], row[header.index("state code")]) == (
+        "5.50",
+        "Failed",
+        "failed",
+    )
+    assert (row[header.index("method")], row[header.index("method code")]) == ("Coupon", "coupon")
+
+
+def test_the_request_export_shows_labels_with_the_codes_in_their_own_columns(fin):
+    ready = RefundRequestFactory(state=RefundRequest.State.READY_FOR_PAYOUT)
+
+    response = fin.get(reverse("admin:refunds_refundrequest_export"), {"state": "ready_for_payout", "format": "xlsx"})
+
+    assert response["Content-Disposition"].endswith(f'filename="refund-requests-ready_for_payout-{timezone.localdate()}.xlsx"')
+    ws = _sheet(body(response))
+    header = [c.value for c in ws[1]]
+    row = {h: c for h, c in zip(header, ws[2], strict=True)}
+    assert row["state"].value == str(RefundRequest.State.READY_FOR_PAYOUT.label) and row["state code"].value == "ready_for_payout"
+    assert row["reason"].value == ready.get_reason_display() and row["reason code"].value == ready.reason
+    assert row["kind"].value == ready.get_kind_display() and row["kind code"].value == ready.kind
+    assert row["method code"].value == ready.refund_method
+    money = row["amount requested"]
+    assert money.data_type == "n" and money.number_format == "0.00"
+    assert Decimal(str(money.value)) == ready.amount_requested
+
+
+def test_the_reconciliation_xlsx_has_numeric_totals(fin):
+    (p,) = payouts(["12.30"], state=Payout.State.SUCCEEDED)
+    Payout.objects.filter(pk=p.pk).update(succeeded_at=timezone.now())
+    day = timezone.localdate()
+
+    response = fin.get(reverse("admin:refunds_payout_reconciliation"), {"start": day, "end": day, "format": "xlsx"})
+
+    ws = _sheet(response.content)
+    assert [c.value for c in ws[1]] == ["day", "method", "currency", "count", "total", "method code"]
+    total = ws.cell(row=2, column=5)
+    assert total.data_type == "n" and total.number_format == "0.00" and Decimal(str(total.value)) == Decimal("12.30")
+    assert (ws.cell(row=2, column=2).value, ws.cell(row=2, column=6).value) == ("Original payment", "original_payment")

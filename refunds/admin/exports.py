@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -12,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from config.admin_kit import ReadOnlyAdminMixin
 from refunds import exports
 from refunds import permissions as perms
-from refunds.models import Export
+from refunds.models import Export, export_file_stem
 from refunds.resources import EXPORTERS
 
 CONTENT_TYPES = {
@@ -21,11 +22,12 @@ CONTENT_TYPES = {
 }
 
 
-def export_response(request, *, what: str, fmt: str, resource, rows, filename: str, filters: dict):
-    """The file now, or for more than EXPORT_INLINE_MAX_ROWS rows a background export of the
-    same filter and a redirect to the user's exports."""
+def export_response(request, *, what: str, fmt: str, resource, rows, filters: dict):
+    """The file now, named for what, the filter and the day (`payouts-failed-2026-12-02.xlsx`),
+    or for more than EXPORT_INLINE_MAX_ROWS rows a background export of the same filter and a
+    redirect to the user's exports."""
     if not exports.over_inline_limit(rows):
-        return EXPORTERS[fmt](resource, rows, filename)
+        return EXPORTERS[fmt](resource, rows, export_file_stem(what, filters, timezone.localdate()))
     exports.export_request(user=request.user, what=what, fmt=fmt, filters=filters)
     messages.info(
         request,

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -25,14 +26,15 @@ from django.utils.translation import gettext_lazy, ngettext
 from openpyxl import Workbook
 
 from config.actors import Actor
-from config.admin_kit import LargeTableAdmin, ReadOnlyAdminMixin
+from config.admin_kit import LargeTableAdmin, ReadOnlyAdminMixin, person
+from config.money import money
 from config.q2 import enqueue_on_commit
 from refunds import permissions as perms
 from refunds import reconciliation, selectors_exports, selectors_finance, services
 from refunds.admin.exports import export_response
 from refunds.errors import RefundError
 from refunds.models import Export, Payout, PayoutBatch, ReconciliationDifference, RefundMethod
-from refunds.resources import EXPORTERS, PayoutResource, _cell
+from refunds.resources import EXPORTERS, PayoutResource, _cell, xlsx_cells
 
 # select_across hands the action the whole filtered queryset; above this we ask finance to
 # narrow the filter rather than approve an unbounded set in one click.
@@ -108,13 +110,12 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     readonly_fields = [
         "request",
         "method",
-        "amount",
-        "currency",
+        "amount_money",
         "state",
         "batch",
-        "first_approved_by",
+        "first_approved_by_name",
         "first_approved_at",
-        "approved_by",
+        "approved_by_name",
         "approved_at",
         "attempts",
         "processing_started_at",
@@ -201,12 +202,23 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     def amount_cell(self, obj):
         # Integer cents in a data attribute: the running total in the page sums integers.
         return format_html(
-            '<span class="payout-amount" data-cents="{}" data-currency="{}">{} {}</span>',
+            '<span class="payout-amount" data-cents="{}" data-currency="{}">{}</span>',
             _cents(obj.amount),
             obj.currency,
-            obj.amount,
-            obj.currency,
+            money(obj.amount, obj.currency),
         )
+
+    @admin.display(description=gettext_lazy("amount"))
+    def amount_money(self, obj):
+        return money(obj.amount, obj.currency)
+
+    @admin.display(description=gettext_lazy("first approved by"))
+    def first_approved_by_name(self, obj):
+        return person(obj.first_approved_by)
+
+    @admin.display(description=gettext_lazy("approved by"))
+    def approved_by_name(self, obj):
+        return person(obj.approved_by)
 
     @admin.display(description=gettext_lazy("age"), ordering="created_at")
     def age(self, obj):
@@ -226,16 +238,15 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("first approver"))
     def first_approver(self, obj):
-        return obj.first_approved_by.get_username() if obj.first_approved_by_id else "—"
+        return person(obj.first_approved_by) if obj.first_approved_by_id else "—"
 
     @admin.display(description="")
     def row_buttons(self, obj):
         # `formaction` reuses the changelist form (and its CSRF token) for a one-row POST.
         if obj.state == Payout.State.PENDING_APPROVAL:
+            # A link to the confirmation page: nothing is approved before its own POST.
             return format_html(
-                '<button type="submit" class="button" formaction="{}">{}</button>',
-                reverse("admin:refunds_payout_approve", args=[obj.pk]),
-                _("Approve"),
+                '<a class="button" href="{}">{}</a>', reverse("admin:refunds_payout_approve", args=[obj.pk]), _("Approve…")
             )
         if obj.state == Payout.State.FAILED and obj.failure_permanent:
             # Retrying a closed card can't help: offer the other methods on the payout's page.
@@ -290,19 +301,61 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
 
     @admin.action(description=gettext_lazy("Approve selected payouts"), permissions=["approve"])
     def approve_selected(self, request, queryset):
+        """First POST (the action): the confirmation page, nothing approved. Its POST (`confirm`
+        with the digest of what it showed) approves; a selection changed meanwhile is shown again."""
         ids = list(queryset.order_by().values_list("pk", flat=True)[: MAX_BULK + 1])
         if len(ids) > MAX_BULK:
             self.message_user(
                 request, _("More than %(n)s payouts selected; narrow the filter.") % {"n": MAX_BULK}, messages.ERROR
             )
             return None
-        try:
-            result = services.payout_approve_bulk(payout_ids=ids, actor=self._actor(request))
-        except RefundError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
+        preview = self._preview(request, ids)
+        confirmed = request.POST.get("confirm") == "yes"
+        if confirmed and request.POST.get("digest") == preview.digest:
+            try:
+                result = services.payout_approve_bulk(payout_ids=ids, actor=self._actor(request))
+            except RefundError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                return None
+            self._report_bulk(request, result)
             return None
-        self._report_bulk(request, result)
-        return None
+        hidden = [("action", "approve_selected"), ("select_across", request.POST.get("select_across", "0"))]
+        # Django runs an action posted without `index` (a confirmation page's) only if some box
+        # is ticked; with "select all" the boxes don't narrow it, so one empty box will do.
+        hidden += [(ACTION_CHECKBOX_NAME, pk) for pk in request.POST.getlist(ACTION_CHECKBOX_NAME) or [""]]
+        query = request.GET.urlencode()
+        return self._confirmation(
+            request,
+            preview,
+            hidden=hidden,
+            action_url=reverse("admin:refunds_payout_changelist") + (f"?{query}" if query else ""),
+            back_url=reverse("admin:refunds_payout_changelist") + (f"?{query}" if query else ""),
+            changed=confirmed,
+        )
+
+    def _preview(self, request, ids):
+        return selectors_finance.payout_approval_preview(
+            payout_ids=ids, user_id=request.user.pk, limit=services.four_eyes_limit()
+        )
+
+    def _confirmation(self, request, preview, *, hidden, action_url, back_url, changed):
+        outcomes = preview.outcomes
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Approve payouts?"),
+            "preview": preview,
+            "approve": outcomes[selectors_finance.APPROVE],
+            "first": outcomes[selectors_finance.FIRST_APPROVAL],
+            "approved_first": outcomes[selectors_finance.APPROVED_FIRST],
+            "own_request": outcomes[selectors_finance.OWN_REQUEST],
+            "not_pending": outcomes[selectors_finance.NOT_PENDING],
+            "hidden": hidden,
+            "action_url": action_url,
+            "back_url": back_url,
+            "changed": changed,
+        }
+        return TemplateResponse(request, "admin/refunds/payout/approve_confirmation.html", context)
 
     def _report_bulk(self, request, result) -> None:
         if result.approved:
@@ -377,7 +430,8 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     def _export_action(self, request, queryset, fmt):
         if request.POST.get("select_across") != "1":  # ticked rows: one page at most
             rows = selectors_exports.payout_export_rows(user=request.user, filters={"state": selectors_exports.ALL})
-            return EXPORTERS[fmt](PayoutResource(), rows.filter(pk__in=queryset.order_by().values("pk")), "payouts")
+            name = f"payouts-selected-{timezone.localdate().isoformat()}"
+            return EXPORTERS[fmt](PayoutResource(), rows.filter(pk__in=queryset.order_by().values("pk")), name)
         # "Select all": the whole filter, which the changelist's querystring describes.
         return self.export_view(request, fmt)
 
@@ -418,7 +472,26 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         return HttpResponseRedirect(request.META.get("HTTP_REFERER") or reverse("admin:refunds_payout_changelist"))
 
     def approve_view(self, request, pk):
-        return self._single(request, pk, perms.APPROVE_PAYOUT, services.payout_approve, _("%(p)s approved; it is being paid."))
+        """GET, or a POST from a row's button: the confirmation page. Its POST approves."""
+        _require(request, perms.APPROVE_PAYOUT)
+        preview = self._preview(request, [pk])
+        if preview.missing:
+            raise Http404
+        confirmed = request.method == "POST" and request.POST.get("confirm") == "yes"
+        if confirmed and request.POST.get("digest") == preview.digest:
+            return self._single(
+                request, pk, perms.APPROVE_PAYOUT, services.payout_approve, _("%(p)s approved; it is being paid.")
+            )
+        nxt = request.POST.get("next", "") or request.GET.get("next", "")
+        back = nxt if nxt.startswith("/admin/") else reverse("admin:refunds_payout_changelist")
+        return self._confirmation(
+            request,
+            preview,
+            hidden=[("next", back)],
+            action_url=reverse("admin:refunds_payout_approve", args=[pk]),
+            back_url=back,
+            changed=confirmed,
+        )
 
     def void_view(self, request, pk):
         return self._single(
@@ -453,9 +526,7 @@ class PayoutAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         except selectors_exports.ExportFilterError:
             self.message_user(request, _("The filter is not valid; choose it again on the list."), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:refunds_payout_changelist"))
-        return export_response(
-            request, what=Export.What.PAYOUTS, fmt=fmt, resource=PayoutResource(), rows=rows, filename="payouts", filters=filters
-        )
+        return export_response(request, what=Export.What.PAYOUTS, fmt=fmt, resource=PayoutResource(), rows=rows, filters=filters)
 
     def reconciliation_view(self, request):
         _require(request, perms.VIEW_PAYOUT)
@@ -542,8 +613,8 @@ class ReconciliationForm(forms.Form):
 
 
 def _reconciliation_file(rows, fmt, start, end):
-    headers = ["day", "method", "currency", "count", "total"]
-    table = [headers] + [[r["day"], r["method"], r["currency"], r["count"], r["total"]] for r in rows]
+    headers = ["day", "method", "currency", "count", "total", "method code"]
+    table = [headers] + [[r["day"], r["method_label"], r["currency"], r["count"], r["total"], r["method"]] for r in rows]
     return _small_table_response(table, fmt, f"reconciliation-{start}-{end}")
 
 
@@ -560,7 +631,7 @@ def _small_table_response(table, fmt, filename):
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("reconciliation")
     for row in table:
-        ws.append([_cell(v) for v in row])
+        ws.append(xlsx_cells(ws, [_cell(v) for v in row]))
     buf = io.BytesIO()
     wb.save(buf)
     response = HttpResponse(buf.getvalue(), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
@@ -570,11 +641,11 @@ def _small_table_response(table, fmt, filename):
 
 @admin.register(PayoutBatch)
 class PayoutBatchAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
-    list_display = ["__str__", "created_by", "created_at", "batch_size", "batch_total", "note"]
+    list_display = ["__str__", "created_by_name", "created_at", "batch_size", "batch_total", "note"]
     list_select_related = ["created_by"]
     ordering = ["-created_at", "-pk"]
     list_per_page = 100
-    fields = ["created_by", "created_at", "note"]
+    fields = ["created_by_name", "created_at", "note"]
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -584,9 +655,17 @@ class PayoutBatchAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     def batch_size(self, obj):
         return obj.payout_count or 0
 
+    @admin.display(description=gettext_lazy("created by"))
+    def created_by_name(self, obj):
+        return person(obj.created_by)
+
     @admin.display(description=gettext_lazy("total"))
     def batch_total(self, obj):
-        return obj.payout_total
+        if obj.payout_currency is None:
+            return "—"
+        if obj.payout_currency != obj.payout_currency_last:  # a batch of several currencies has no one sum
+            return _("several currencies")
+        return money(obj.payout_total, obj.payout_currency)
 
 
 @admin.register(ReconciliationDifference)
@@ -621,7 +700,7 @@ class ReconciliationDifferenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "first_seen_at",
         "last_seen_at",
         "resolved_at",
-        "resolved_by",
+        "resolved_by_name",
         "resolution_note",
     ]
     readonly_fields = fields
@@ -635,10 +714,11 @@ class ReconciliationDifferenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("gateway / ours"))
     def amounts(self, obj):
-        def money(v):
-            return f"{v:.2f} {obj.currency}" if v is not None else "—"
+        return f"{money(obj.gateway_amount, obj.currency)} / {money(obj.our_amount, obj.currency)}"
 
-        return f"{money(obj.gateway_amount)} / {money(obj.our_amount)}"
+    @admin.display(description=gettext_lazy("resolved by"))
+    def resolved_by_name(self, obj):
+        return person(obj.resolved_by)
 
     @admin.display(description=gettext_lazy("resolved"), boolean=True, ordering="resolved_at")
     def resolved(self, obj):

@@ -25,7 +25,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from config.actors import Actor
-from config.admin_kit import DefaultQueueFilter, LargeTableAdmin, ReadOnlyAdminMixin
+from config.admin_kit import DefaultQueueFilter, LargeTableAdmin, ReadOnlyAdminMixin, person
+from config.money import money
 from orders.masking import FULL, can_see_customers, email_for, phone_for, pii_level, reference_for
 from orders.models import Channel, Order
 from refunds import permissions as perms
@@ -201,7 +202,7 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     change_list_template = "admin/refunds/refundrequest/change_list.html"
     fieldsets = [
         (None, {"fields": ["state", "kind", "reason", "refund_method", "customer_note"]}),
-        (_("Money"), {"fields": ["amount_requested", "amount_approved", "amount_paid", "currency"]}),
+        (_("Money"), {"fields": ["money_requested", "money_approved", "money_paid"]}),
         (
             _("Decision"),
             {
@@ -211,11 +212,11 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
                     "decision_reason",
                     "alternative",
                     "requires_second_review",
-                    "first_approved_by",
+                    "first_approved_by_name",
                     "risk_score",
                     "risk_level",
                     "verdict",
-                    "verdict_by",
+                    "verdict_by_name",
                 ]
             },
         ),
@@ -263,7 +264,27 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
 
     @admin.display(description=_("amount"), ordering="amount_requested")
     def amount(self, obj):
-        return f"{obj.amount_requested} {obj.currency}"
+        return money(obj.amount_requested, obj.currency)
+
+    @admin.display(description=_("amount requested"))
+    def money_requested(self, obj):
+        return money(obj.amount_requested, obj.currency)
+
+    @admin.display(description=_("amount approved"))
+    def money_approved(self, obj):
+        return money(obj.amount_approved, obj.currency)
+
+    @admin.display(description=_("amount paid"))
+    def money_paid(self, obj):
+        return money(obj.amount_paid, obj.currency)
+
+    @admin.display(description=_("first approved by"))
+    def first_approved_by_name(self, obj):
+        return person(obj.first_approved_by)
+
+    @admin.display(description=_("verdict by"))
+    def verdict_by_name(self, obj):
+        return person(obj.verdict_by)
 
     # --- extra pages ---------------------------------------------------------------------
 
@@ -311,7 +332,6 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
             fmt=fmt,
             resource=RefundRequestResource(),
             rows=rows,
-            filename="refund-requests",
             filters=filters,
         )
 

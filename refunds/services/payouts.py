@@ -43,6 +43,14 @@ from refunds.models import (
     sources_of,
     target_of,
 )
+from refunds.selectors_finance import (
+    APPROVAL_COLUMNS,
+    APPROVE,
+    FIRST_APPROVAL,
+    NOT_PENDING,
+    OWN_REQUEST,
+    approval_outcome,
+)
 from refunds.services.base import State, cents, lock_payout, move, record_event, require
 from refunds.services.holds import release_lines, request_moves
 
@@ -111,36 +119,29 @@ def payout_approve_bulk(*, payout_ids: list[int], actor: Actor, note: str = "") 
     user_id = actor.user.pk
     limit = four_eyes_limit()
     now = timezone.now()
-    approvable = sources_of(Payout.approve)
     ids = sorted(set(int(i) for i in payout_ids))
     with transaction.atomic():
         rows = list(
             Payout.objects.select_for_update(of=("self",), no_key=True)
             .filter(pk__in=ids)
             .order_by("pk")
-            .values(
-                "pk",
-                "state",
-                "amount",
-                "first_approved_by_id",
-                "request_id",
-                "request__approved_by_id",
-                "request__first_approved_by_id",
-            )
+            .values(*APPROVAL_COLUMNS)
         )
         skipped: dict[int, str] = {i: "no such payout" for i in set(ids) - {r["pk"] for r in rows}}
         approve, first = [], []
+        # The confirmation page decides with the same function (`approval_outcome`).
         for r in rows:
-            if r["state"] not in approvable:
-                skipped[r["pk"]] = f"is {r['state']}"
-            elif user_id in (r["request__approved_by_id"], r["request__first_approved_by_id"]):
-                skipped[r["pk"]] = "you approved its refund request"
-            elif r["amount"] > limit and r["first_approved_by_id"] is None:
-                first.append(r)
-            elif r["amount"] > limit and r["first_approved_by_id"] == user_id:
-                skipped[r["pk"]] = "needs a second, different approver"
-            else:
+            outcome = approval_outcome(r, user_id=user_id, limit=limit)
+            if outcome == APPROVE:
                 approve.append(r)
+            elif outcome == FIRST_APPROVAL:
+                first.append(r)
+            elif outcome == NOT_PENDING:
+                skipped[r["pk"]] = f"is {r['state']}"
+            elif outcome == OWN_REQUEST:
+                skipped[r["pk"]] = "you approved its refund request"
+            else:
+                skipped[r["pk"]] = "needs a second, different approver"
         batch = PayoutBatch.objects.create(created_by=actor.user, note=note) if approve else None
         if approve:
             move_set(

@@ -39,6 +39,16 @@ def awaiting_return_request(**kwargs):
     return refund
 
 
+def confirm_approval(client, page):
+    """Press "Yes, approve" on a payout approval's confirmation page, as the browser posts its form."""
+    assert page.status_code == 200 and 'id="approve-confirmation"' in page.content.decode()
+    data = {}
+    for name, value in page.context["hidden"]:
+        data.setdefault(name, []).append(value)
+    data.update(digest=page.context["preview"].digest, confirm="yes")
+    return client.post(page.context["action_url"], data, follow=True)
+
+
 @pytest.fixture
 def role_user(db):
     """role_user('support') → a staff user in that role ('admin' → a superuser)."""

@@ -87,6 +87,8 @@ def test_a_filter_over_the_limit_is_written_in_the_background_and_listed_for_dow
     assert rows[0][0] == "payout no."
     assert [r[0] for r in rows[1:]] == [str(p) for p in pending]
     assert sum(Decimal(str(r[6])) for r in rows[1:]) == Decimal("11.00")
+    # Named for its filter and the day it was asked for, like the file given at once.
+    assert export.filename == f"payouts-pending_approval-{timezone.localtime(export.created_at).date()}.xlsx"
 
 
 def test_at_the_limit_the_file_comes_at_once_and_nothing_is_queued(fin):

@@ -14,6 +14,7 @@ from config.actors import Actor
 from refunds import services
 from refunds.gateways.simulated import SimulatedGateway
 from refunds.models import Payout, PayoutBatch, RefundEvent, RefundMethod, RefundRequest
+from tests.admin.conftest import confirm_approval
 from tests.factories import OrderFactory, RefundRequestFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -58,11 +59,12 @@ def bulk_payouts(n: int, *, state=Payout.State.PENDING_APPROVAL, amount="10.00",
 
 
 def approve_action(client, ids, *, query="", select_across=False):
-    return client.post(
+    """The list's action, then its confirmation page's button."""
+    page = client.post(
         CHANGELIST + query,
         {"action": "approve_selected", "_selected_action": ids, "index": 0, "select_across": int(select_across)},
-        follow=True,
     )
+    return confirm_approval(client, page)
 
 
 def messages_of(response) -> list[str]:
@@ -201,18 +203,19 @@ def test_select_all_across_pages_approves_the_whole_filtered_queue_in_one_reques
     assert any("Approved 150 payouts" in m for m in messages_of(response))
 
 
-def test_single_approve_button_needs_post_and_the_permission(client, fin, support_user, finance_user):
+def test_single_approve_button_confirms_first_and_needs_the_permission(client, fin, support_user, finance_user):
     payout = payout_through_services()
     url = reverse("admin:refunds_payout_approve", args=[payout.pk])
 
-    assert fin.get(url).status_code == 405
+    assert fin.get(url).status_code == 200  # the confirmation page
     client.force_login(support_user)
-    assert client.post(url).status_code == 403
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"confirm": "yes"}).status_code == 403
     payout.refresh_from_db()
     assert payout.state == Payout.State.PENDING_APPROVAL and not RefundEvent.objects.filter(payout=payout).exists()
 
     client.force_login(finance_user)
-    response = client.post(url, {"next": CHANGELIST}, follow=True)
+    response = confirm_approval(client, client.get(url, {"next": CHANGELIST}))
     payout.refresh_from_db()
     assert payout.state == Payout.State.APPROVED and payout.approved_by == finance_user
     assert any("approved" in m for m in messages_of(response))
@@ -325,8 +328,11 @@ def test_reconciliation_sums_succeeded_payouts_by_local_day_and_method(fin):
 
     csv_response = fin.get(reverse("admin:refunds_payout_reconciliation"), {"start": day, "end": day, "format": "csv"})
     lines = csv_response.content.decode("utf-8-sig").strip().splitlines()
-    assert lines[0] == "day,method,currency,count,total"
-    assert lines[1:] == [f"{day},original_payment,CNY,2,30.30", f"{day},store_credit,CNY,1,5.00"]
+    assert lines[0] == "day,method,currency,count,total,method code"
+    assert lines[1:] == [
+        f"{day},Original payment,CNY,2,30.30,original_payment",
+        f"{day},Store credit,CNY,1,5.00,store_credit",
+    ]
 
 
 def test_reconciliation_rejects_a_backwards_range(fin):

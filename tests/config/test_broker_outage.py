@@ -35,6 +35,7 @@ from refunds.models import Export, Payout, RefundRequest
 from refunds.tasks import sweep_exports, sweep_payouts, sweep_submitted
 from risk.models import RiskProfile
 from risk.tasks import recompute_all
+from tests.admin.conftest import confirm_approval
 from tests.api.conftest import make_channel, order_body
 from tests.conftest import BASE_DIR, free_port
 from tests.factories import OrderFactory, PayoutFactory, UserFactory
@@ -192,11 +193,13 @@ def test_finance_approves_with_success_while_the_broker_is_down_and_the_sweeper_
     client.force_login(finance_user)
     outage.down()
 
-    single = client.post(reverse("admin:refunds_payout_approve", args=[one.pk]), follow=True)
-    batch = client.post(
-        reverse("admin:refunds_payout_changelist"),
-        {"action": "approve_selected", "_selected_action": [bulk.pk], "index": 0, "select_across": 0},
-        follow=True,
+    single = confirm_approval(client, client.get(reverse("admin:refunds_payout_approve", args=[one.pk])))
+    batch = confirm_approval(
+        client,
+        client.post(
+            reverse("admin:refunds_payout_changelist"),
+            {"action": "approve_selected", "_selected_action": [bulk.pk], "index": 0, "select_across": 0},
+        ),
     )
 
     assert single.status_code == batch.status_code == 200

@@ -136,7 +136,9 @@ def test_work_saved_while_redis_was_down_is_done_by_the_sweepers_once_it_is_back
         headers={"Idempotency-Key": "outage-1"},
         timeout=10,
     )
-    approve = client.post(reverse("admin:refunds_payout_approve", args=[payout.pk]))
+    url = reverse("admin:refunds_payout_approve", args=[payout.pk])
+    digest = client.get(url).context["preview"].digest  # the confirmation page; its POST approves
+    approve = client.post(url, {"confirm": "yes", "digest": digest})
     assert time.monotonic() - started < 5, "a stopped Redis refuses at once"
 
     assert put.status_code == 201, put.text

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import openpyxl
 import pytest
+from django.utils import timezone
 
 from refunds.models import Payout, RefundEvent
 from tests.admin.test_finance import payout_through_services
@@ -32,12 +33,20 @@ def test_finance_selects_payouts_sees_the_total_bulk_approves_and_exports_an_xls
     page.check(f"input.action-select[value='{a.pk}']")
     page.check(f"input.action-select[value='{b.pk}']")
     # 12.34 + 56.78 in floats is 69.12000000000001; the page sums integer cents.
-    page.wait_for_function("document.getElementById('selection-count').textContent === '2'")
+    # A locator's wait, not wait_for_function: the page's CSP forbids evaluating a string.
+    page.wait_for_selector("#selection-count:text-is('2')")
     assert page.inner_text("#selection-sum") == "69.12 CNY"
     shot(page, "finance-2-selected-total")
 
     page.select_option("select[name=action]", "approve_selected")
     page.click("button[name=index]")
+    # The confirmation page: what will be paid, per currency and method; nothing approved yet.
+    page.wait_for_selector("#approve-confirmation")
+    assert "69.12 CNY" in page.inner_text("#totals-approve tfoot")
+    shot(page, "finance-3a-confirm")
+    a.refresh_from_db()
+    assert a.state == Payout.State.PENDING_APPROVAL
+    page.click("#confirm-approval")
     page.wait_for_selector(".messagelist")
     shot(page, "finance-3-approved")
     assert "Approved 2 payouts" in page.inner_text(".messagelist")
@@ -53,14 +62,16 @@ def test_finance_selects_payouts_sees_the_total_bulk_approves_and_exports_an_xls
     shot(page, "finance-4-succeeded")
     with page.expect_download() as download:
         page.click("#export-filtered-xlsx")
-    assert download.value.suggested_filename == "payouts.xlsx"
-    path = tmp_path / "payouts.xlsx"
+    name = f"payouts-succeeded-{timezone.localdate()}.xlsx"
+    assert download.value.suggested_filename == name
+    path = tmp_path / name
     download.value.save_as(path)
     rows = list(openpyxl.load_workbook(path, read_only=True).active.iter_rows(values_only=True))
     assert rows[0][0] == "payout no." and rows[0][6] == "amount"
     assert sorted(r[0] for r in rows[1:]) == sorted([str(a), str(b)])
     assert sum(Decimal(str(r[6])) for r in rows[1:]) == Decimal("69.12")
-    assert {r[8] for r in rows[1:]} == {"succeeded"} and all(r[12] for r in rows[1:])
+    assert {r[8] for r in rows[1:]} == {"Succeeded"} and {r[14] for r in rows[1:]} == {"succeeded"}
+    assert all(r[12] for r in rows[1:])
 
     page.goto(f"{live_server.url}/admin/refunds/payout/reconciliation/")
     page.wait_for_selector("#reconciliation")

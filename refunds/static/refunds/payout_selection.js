@@ -7,7 +7,8 @@
   function fmt(cents) {
     const neg = cents < 0n; if (neg) cents = -cents;
     const whole = cents / 100n, frac = (cents % 100n).toString().padStart(2, "0");
-    return (neg ? "-" : "") + whole.toString() + "." + frac;
+    // Grouped like every amount on the screens (config.money): 1,234.50.
+    return (neg ? "-" : "") + whole.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",") + "." + frac;
   }
   function update() {
     const totals = new Map(); let n = 0;
