@@ -58,7 +58,7 @@ class ActionFilter(admin.SimpleListFilter):
 def _lines(pairs):
     if not pairs:
         return ""
-    return format_html("<ul style='margin:0;padding-left:1em'>{}</ul>", format_html_join("", "<li>{}: {}</li>", pairs))
+    return format_html("<ul class='rd-changes'>{}</ul>", format_html_join("", "<li>{}: {}</li>", pairs))
 
 
 @admin.register(AuditEntry)
