@@ -7,9 +7,9 @@ was paid, per line and per order) are check constraints, so no code path can bre
 import hashlib
 from decimal import Decimal
 
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import F, Q
-from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db.models.functions import Right, Round, Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
