@@ -11,9 +11,11 @@ stops early); past the cap, PostgreSQL's planner estimate stands in for the exac
 import json
 
 from django.contrib import admin
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.core.paginator import Paginator
 from django.db import connections
 from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy as _
 
 
 class ReadOnlyAdminMixin:
@@ -31,16 +33,34 @@ class ReadOnlyAdminMixin:
 
 
 class DefaultQueueFilter(admin.SimpleListFilter):
-    """A filter whose empty value is the role's queue, shown as its first choice."""
+    """A filter whose empty value is the role's queue, shown as its first choice.
+
+    While the list is searched and no choice was made, the empty value means every state: a
+    request number typed in the search box finds it wherever it stands, not only in the queue.
+    Subclasses write `queue_queryset` (what the choices mean); `queryset` is this rule.
+    """
 
     default_label = ""
+    searching_label = _("All (searching)")
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        self.searching = bool(request.GET.get(SEARCH_VAR, "").strip())
+
+    def queryset(self, request, queryset):
+        if self.value() in (None, "") and self.searching:
+            return queryset
+        return self.queue_queryset(request, queryset)
+
+    def queue_queryset(self, request, queryset):
+        raise NotImplementedError
 
     def choices(self, changelist):
         value = self.value()
         yield {
             "selected": value in (None, ""),
             "query_string": changelist.get_query_string(remove=[self.parameter_name]),
-            "display": self.default_label,
+            "display": self.searching_label if self.searching and value in (None, "") else self.default_label,
         }
         for lookup, title in self.lookup_choices:
             yield {

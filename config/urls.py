@@ -4,11 +4,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from config.health.views import health
 from orders.api.views import not_found as api_not_found
+from refunds.admin.search import search_view
 
 urlpatterns = [
     path("health/", health, name="health"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/account/", include("accounts.urls")),
+    # The staff search, linked from every staff page's header (refunds.admin.search).
+    path("admin/search/", admin.site.admin_view(search_view), name="staff_search"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file of its own (`?script`), so the

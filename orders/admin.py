@@ -18,7 +18,6 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -34,7 +33,7 @@ from config.admin_kit import LargeTableAdmin, ReadOnlyAdminMixin
 from config.errors import DomainError
 from config.money import money
 from config.uploads import too_big
-from orders import services, services_erasure
+from orders import selectors, services, services_erasure
 from orders.masking import email_for, lookup_touches_masked, may_search_last_four, may_search_masked, phone_for, reference_for
 from orders.models import Channel, ChannelKey, Customer, Order, OrderLine
 from orders.resources import COLUMNS, FORMATS, channel_names, import_orders, import_template
@@ -135,7 +134,7 @@ class OrderAdmin(MaskedSearchMixin, ReadOnlyAdminMixin, LargeTableAdmin, ViewerM
     list_filter = ["channel", "state"]
     list_select_related = ["channel", "customer"]
     search_fields = ["number"]
-    search_help_text = _("An order number (exact).")
+    search_help_text = _("An order number (with or without its zeros), a tracking number or a customer.")
     ordering = ["-id"]
     fields = [
         "number",
@@ -250,8 +249,12 @@ class OrderAdmin(MaskedSearchMixin, ReadOnlyAdminMixin, LargeTableAdmin, ViewerM
         )
 
     def get_search_results(self, request, queryset, search_term):
+        # By number with or without its zero padding, a tracking number or the customer.
         term = search_term.strip()
-        return (queryset.filter(number=term) if term else queryset), False
+        if not term:
+            return queryset, False
+        ids = [pk for pk, _rank in selectors.order_ids_matching(term, user=request.user, limit=500)]
+        return queryset.filter(pk__in=ids), False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("channel", "customer", "payment")
@@ -333,7 +336,9 @@ class CustomerAdmin(MaskedSearchMixin, ReadOnlyAdminMixin, LargeTableAdmin, View
     list_filter = ["channel"]
     list_select_related = ["channel"]
     search_fields = ["external_id"]
-    search_help_text = _("A customer id, or for those who see phones a phone number (exact).")
+    search_help_text = _(
+        "A name, a customer id, the last four digits of a phone, or for those who see them whole a phone or an e-mail."
+    )
     ordering = ["-id"]
     fields = [
         "display_name",
@@ -391,9 +396,7 @@ class CustomerAdmin(MaskedSearchMixin, ReadOnlyAdminMixin, LargeTableAdmin, View
         term = search_term.strip()
         if not term:
             return queryset, False
-        if may_search_masked(request.user):
-            return queryset.filter(Q(external_id=term) | Q(phone=term)), False
-        return queryset.filter(external_id=term), False
+        return queryset.filter(pk__in=selectors.customer_ids_matching(term, user=request.user, limit=500)), False
 
     @admin.display(description=_("name"))
     def display_name(self, obj):

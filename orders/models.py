@@ -7,9 +7,10 @@ was paid, per line and per order) are check constraints, so no code path can bre
 import hashlib
 from decimal import Decimal
 
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import F, Q
-from django.db.models.functions import Round
+from django.db.models.functions import Right, Round, Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import FSMField, FSMModelMixin, transition
@@ -112,6 +113,15 @@ class Customer(models.Model):
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
         constraints = [models.UniqueConstraint(fields=["channel", "external_id"], name="customer_unique_per_channel")]
+        # The staff search (orders.selectors): a customer by id in any channel, by e-mail in
+        # any case, by the last four digits of the phone, by part of the name. The name's
+        # trigram index exists on PostgreSQL only (migration 0007); SQLite reads the table.
+        indexes = [
+            models.Index(fields=["external_id"], name="customer_external_id_idx"),
+            models.Index(Upper("email"), name="customer_email_upper_idx"),
+            models.Index(Right("phone", 4), name="customer_phone_last4_idx"),
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="customer_name_trgm_idx"),
+        ]
         permissions = [("anonymize_customer", _("Can erase a customer's personal data"))]
 
     def __str__(self) -> str:
@@ -357,7 +367,11 @@ class Shipment(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["channel", "carrier", "tracking_number"], name="shipment_tracking_unique_per_channel")
         ]
-        indexes = [models.Index(fields=["carrier", "tracking_number"])]
+        indexes = [
+            models.Index(fields=["carrier", "tracking_number"]),
+            # The staff search looks a tracking number up without its carrier.
+            models.Index(fields=["tracking_number"], name="shipment_tracking_number_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.carrier}:{self.tracking_number}"

@@ -7,7 +7,6 @@ makes ONE service call and turns a `RefundError` into an admin message.
 import hashlib
 import json
 import mimetypes
-import re
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -30,7 +29,7 @@ from config.money import money
 from orders.masking import FULL, can_see_customers, email_for, phone_for, pii_level, reference_for
 from orders.models import Channel, Order
 from refunds import permissions as perms
-from refunds import selectors, selectors_exports, services
+from refunds import selectors, selectors_exports, selectors_search, services
 from refunds.admin.exports import export_response
 from refunds.errors import RefundError, RefundValidationError
 from refunds.models import Export, Inspection, Reason, RefundMethod, RefundRequest
@@ -54,7 +53,7 @@ class QueueFilter(DefaultQueueFilter):
     def lookups(self, request, model_admin):
         return [(self.ALL, _("All")), *State.choices]
 
-    def queryset(self, request, queryset):
+    def queue_queryset(self, request, queryset):
         value = self.value()
         if value in (None, self.QUEUE):
             return queryset.filter(state__in=selectors.SUPPORT_QUEUE_STATES)
@@ -195,7 +194,7 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
     list_display_links = None
     list_filter = [QueueFilter, "channel", "reason", AgeFilter]
     search_fields = ["order__number"]
-    search_help_text = _("A request number (RF-000123) or an order number.")
+    search_help_text = _("A request number (RF-000123), an order number (with or without its zeros) or a customer.")
     ordering = ["created_at", "id"]
     list_per_page = 50
     change_form_template = "admin/refunds/refundrequest/change_form.html"
@@ -227,14 +226,13 @@ class RefundRequestAdmin(ReadOnlyAdminMixin, LargeTableAdmin, admin.ModelAdmin):
         return selectors.support_queue()
 
     def get_search_results(self, request, queryset, search_term):
-        # Exact lookups only: a LIKE over a million rows would scan the table.
+        # Indexed look-ups only (refunds.selectors_search); the queue filter lets a search
+        # reach every state (config.admin_kit.DefaultQueueFilter).
         term = search_term.strip()
         if not term:
             return queryset, False
-        match = re.fullmatch(r"(?i)RF-?0*(\d+)", term)
-        if match:
-            return queryset.filter(pk=int(match.group(1))), False
-        return queryset.filter(order__number=term), False
+        ids = [pk for pk, _rank in selectors_search.request_ids_matching(term, user=request.user, limit=500)]
+        return queryset.filter(pk__in=ids), False
 
     @admin.display(description=_("number"), ordering="pk")
     def number_link(self, obj):

@@ -39,7 +39,7 @@ class ParcelQueueFilter(DefaultQueueFilter):
             ("all", _("All")),
         ]
 
-    def queryset(self, request, queryset):
+    def queue_queryset(self, request, queryset):
         value = self.value()
         if value in (None, ""):
             # Not received yet: lets the database walk the partial index in order.
