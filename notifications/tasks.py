@@ -1,7 +1,7 @@
 """django-q2 tasks of the notifications app: take ids, call one service each, safe to run twice.
 
-The outbox sweeper and the SLA alerts run on schedules created by the data migration
-`0004_seed_templates_limits_schedules`; the refund lifecycle's timers are `refunds.tasks`.
+The outbox sweeper runs on a schedule created by the data migration `0003_defaults`; the SLA
+watch and the refund lifecycle's timers are `refunds.tasks` (scheduled by `refunds`' own).
 """
 
 import logging

@@ -98,7 +98,7 @@ def test_work_saved_while_redis_was_down_is_done_by_the_sweepers_once_it_is_back
     transactional_db, live_server, client, own_redis, subprocess_env, monkeypatch, tmp_path, caplog
 ):
     # The default policy and the sweepers' schedules, as the migration writes them.
-    import_module("refunds.migrations.0002_defaults_and_schedules").create_defaults(apps, None)
+    import_module("refunds.migrations.0002_defaults").create_defaults(apps, None)
     payout = _pending_payout()
     finance = UserFactory(username="finance-outage", role="finance")
     client.force_login(finance)

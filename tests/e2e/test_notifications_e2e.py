@@ -68,7 +68,7 @@ def subprocess_env(subprocess_env, cluster_settings):
 @pytest.fixture
 def seeded(transactional_db, settings):
     """Transactional tests flush the tables the data migration filled; put the templates back."""
-    importlib.import_module("notifications.migrations.0004_seed_templates_limits_schedules").seed(apps, None)
+    importlib.import_module("notifications.migrations.0003_defaults").seed(apps, None)
     settings.NOTIFICATIONS = {**settings.NOTIFICATIONS, "CUSTOMER_CHANNELS": ["sms"]}
 
 

@@ -1,6 +1,8 @@
-"""Message templates for every event in English and Simplified Chinese, the default SLA
-limits, and the django-q2 schedules of the sweeper and the timers. Editable in the admin
-afterwards; re-running only fills in what is missing."""
+"""What a new install starts with in notifications: every message template in English and
+Simplified Chinese (customer SMS and the staff inbox), the default SLA limits, and the outbox
+sweeper's schedule. Editable in the admin afterwards; re-running only fills in what is missing.
+
+Squashed before the first release from the data migrations 0004, 0006 and 0007."""
 
 from django.db import migrations
 
@@ -146,6 +148,66 @@ TEMPLATES = [
         "升级提醒：{{ refund_number }}",
         "升级提醒：{{ refund_number }} 已在“{{ state }}”状态等待 {{ hours }} 小时（升级时限 {{ limit_hours }} 小时）。",
     ),
+    # --- the money-safety work: unknown payout outcomes, reconciliation, parked work (staff inbox) ---
+    (
+        "payout_outcome_unknown", "staff",
+        "Payout outcome still unknown: {{ payout }}",
+        "The gateway has not said whether it paid {{ payout }} ({{ refund_number }}, {{ currency }} {{ amount_approved }}): "
+        "{{ error }}. Asked {{ checks }} times; last answer: {{ answer }}. It can't be voided, retried or paid another "
+        "way until the gateway answers; see Payouts → Outcome unknown.",
+        "付款结果仍未知：{{ payout }}",
+        "网关尚未答复是否已支付 {{ payout }}（{{ refund_number }}，{{ currency }} {{ amount_approved }}）：{{ error }}。"
+        "已查询 {{ checks }} 次，最近答复：{{ answer }}。在网关答复之前，不能作废、重试或改用其他方式支付；"
+        "请查看 付款 → 结果未知。",
+    ),
+    (
+        "reconciliation_differences", "staff",
+        "Reconciliation {{ day }}: {{ new }} new difference(s) with the gateway",
+        "The gateway's books for {{ day }} disagree with ours: {{ count }} difference(s), {{ new }} new. "
+        "Open Payouts → Daily reconciliation to see each one and record what was done.",
+        "{{ day }} 对账：与网关有 {{ new }} 处新差异",
+        "{{ day }} 网关账目与我们的账目不一致：共 {{ count }} 处差异，其中 {{ new }} 处为新发现。"
+        "请打开 付款 → 每日对账 查看并记录处理结果。",
+    ),
+    (
+        "reconciliation_failed", "staff",
+        "Reconciliation {{ day }} could not ask the gateway",
+        "The reconciliation of {{ day }} against the gateway's books failed: {{ error }}. Run it again from "
+        "Payouts → Daily reconciliation.",
+        "{{ day }} 对账未能查询网关",
+        "{{ day }} 与网关账目的对账失败：{{ error }}。请在 付款 → 每日对账 中重新运行。",
+    ),
+    (
+        "work_parked", "staff",
+        "Background work parked: {{ sweeper }} #{{ row }}",
+        "A sweeper failed on {{ sweeper }} #{{ row }} again and again and set it aside so the rest can go on: "
+        "{{ error }}. Fix the cause, then send it back from Background work → Stuck work.",
+        "后台任务已搁置：{{ sweeper }} #{{ row }}",
+        "后台清扫任务多次处理 {{ sweeper }} #{{ row }} 失败，已将其搁置以免阻塞其他任务：{{ error }}。"
+        "请修复原因后，在 后台任务 → 卡住的任务 中将其送回。",
+    ),
+    # --- stalled background work (administrators' inbox) ---
+    (
+        "workers_stalled", "staff",
+        "Background work has stopped",
+        "Background work on queue {{ queue }} has stopped: {{ queued }} task(s) waiting"
+        "{% if oldest_minutes %}, the oldest for {{ oldest_minutes }} min{% endif %}; "
+        "{% if idle_minutes %}the last task finished {{ idle_minutes }} min ago{% else %}no task has finished yet{% endif %}. "
+        "New requests stay submitted and messages wait until the qcluster service runs again: "
+        "check it on the server (python manage.py check_workers).",
+        "后台任务已停止",
+        "队列 {{ queue }} 的后台任务已停止：{{ queued }} 个任务在等待"
+        "{% if oldest_minutes %}，最早的已等待 {{ oldest_minutes }} 分钟{% endif %}；"
+        "{% if idle_minutes %}最后一个任务完成于 {{ idle_minutes }} 分钟前{% else %}尚无任务完成{% endif %}。"
+        "在 qcluster 服务恢复之前，新申请会停留在“已提交”，消息也不会发出：请在服务器上检查（python manage.py check_workers）。",
+    ),
+    (
+        "workers_recovered", "staff",
+        "Background work is moving again",
+        "Background work on queue {{ queue }} is moving again, after about {{ stalled_minutes }} min.",
+        "后台任务已恢复",
+        "队列 {{ queue }} 的后台任务已恢复运行，停止了约 {{ stalled_minutes }} 分钟。",
+    ),
 ]
 
 # state, role, alert after (minutes), escalate after (minutes)
@@ -158,9 +220,6 @@ SLA_LIMITS = [
 
 SCHEDULES = [
     ("notifications: send due and stuck messages", "notifications.tasks.sweep_outbox", 1),
-    ("notifications: SLA alerts", "notifications.tasks.sla_sweep", 5),
-    ("refunds: expire overdue returns", "notifications.tasks.expire_returns", 10),
-    ("refunds: time out awaiting_customer", "notifications.tasks.time_out_awaiting_customer", 10),
 ]
 
 
@@ -185,7 +244,7 @@ def seed(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifications", "0003_outbox_templates_inbox_sla"),
+        ("notifications", "0002_release"),
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
     ]
 

@@ -1,3 +1,7 @@
+"""What a new install starts with in accounts: the hourly deletion of expired sessions.
+
+Squashed before the first release."""
+
 from django.db import migrations
 
 # Expired sessions (idle past SESSION_COOKIE_AGE, or never signed in) stay as rows until
@@ -17,7 +21,7 @@ def unschedule(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0001_staff_sessions"),
+        ("accounts", "0001_release"),
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
     ]
 

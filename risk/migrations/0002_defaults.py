@@ -1,7 +1,13 @@
+"""What a new install starts with in risk: its settings row, the nightly full recompute of the
+profiles, and the risk role's inbox message when customers are put on the watch list.
+
+Squashed before the first release from the data migrations 0002 and 0003."""
+
 from django.db import migrations
 
-# (event, channel, language, subject, body) — the risk role's inbox message when patterns
-# put customers on the watch list (one per entry, or one summary for a big pass).
+SCHEDULE_NAME = "risk: full profile recompute"
+
+# (event, channel, language, subject, body) — one per entry, or one summary for a big pass.
 TEMPLATES = [
     (
         "watchlist_added", "staff", "en",
@@ -18,7 +24,13 @@ TEMPLATES = [
 ]
 
 
-def seed(apps, schema_editor):
+def create_defaults(apps, schema_editor):
+    apps.get_model("risk", "RiskSettings").objects.get_or_create(pk=1)
+    # Nightly: incremental updates keep profiles current; this catches windows that slid.
+    apps.get_model("django_q", "Schedule").objects.update_or_create(
+        name=SCHEDULE_NAME,
+        defaults={"func": "risk.tasks.recompute_all", "schedule_type": "D", "repeats": -1},
+    )
     MessageTemplate = apps.get_model("notifications", "MessageTemplate")
     for event, channel, language, subject, body in TEMPLATES:
         MessageTemplate.objects.get_or_create(
@@ -26,10 +38,15 @@ def seed(apps, schema_editor):
         )
 
 
+def remove_schedule(apps, schema_editor):
+    apps.get_model("django_q", "Schedule").objects.filter(name=SCHEDULE_NAME).delete()
+
+
 class Migration(migrations.Migration):
     dependencies = [
-        ("risk", "0002_schedule_and_settings"),
-        ("notifications", "0004_seed_templates_limits_schedules"),
+        ("risk", "0001_release"),
+        ("notifications", "0003_defaults"),
+        ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
     ]
 
-    operations = [migrations.RunPython(seed, migrations.RunPython.noop)]
+    operations = [migrations.RunPython(create_defaults, remove_schedule)]

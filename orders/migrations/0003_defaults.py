@@ -1,3 +1,7 @@
+"""What a new install starts with in orders: the nightly retention sweeper's schedule.
+
+Squashed before the first release."""
+
 from django.db import migrations
 
 # Every night, the customers with nothing of theirs touched for CUSTOMER_RETENTION_DAYS have
@@ -18,7 +22,7 @@ def unschedule(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orders", "0005_customer_anonymized_at"),
+        ("orders", "0002_release"),
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
     ]
 
