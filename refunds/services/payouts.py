@@ -46,6 +46,7 @@ from refunds.models import (
 from refunds.selectors_finance import (
     APPROVAL_COLUMNS,
     APPROVE,
+    APPROVED_FIRST,
     FIRST_APPROVAL,
     NOT_PENDING,
     OWN_REQUEST,
@@ -76,21 +77,30 @@ def payout_approve(*, payout_id: int, actor: Actor) -> Payout:
     with transaction.atomic():
         payout = lock_payout(payout_id)
         refund = payout.request
-        # Checked before the transition runs: a first approval of four-eyes does not move it.
-        if not can_proceed(payout.approve):
+        limit = four_eyes_limit()
+        # The rule of the bulk approval and the confirmation page, on this one locked row;
+        # checked before the transition runs: a first approval of four-eyes does not move it.
+        row = {
+            "state": payout.state,
+            "amount": payout.amount,
+            "first_approved_by_id": payout.first_approved_by_id,
+            "request__approved_by_id": refund.approved_by_id,
+            "request__first_approved_by_id": refund.first_approved_by_id,
+        }
+        outcome = approval_outcome(row, user_id=actor.user.pk, limit=limit)
+        if outcome == NOT_PENDING or not can_proceed(payout.approve):
             raise RefundNotAllowed(f"{payout} is {payout.get_state_display().lower()}; only a pending payout can be approved.")
-        if actor.user.pk in (refund.approved_by_id, refund.first_approved_by_id):
+        if outcome == OWN_REQUEST:
             raise ActionForbidden(f"{actor.label} approved {refund.number} and may not approve its payout.")
-        if payout.amount > four_eyes_limit():
-            if payout.first_approved_by_id is None:
-                payout.record_first_approval(at=timezone.now(), by=actor.user)
-                payout.save(update_fields=["first_approved_by", "first_approved_at", "updated_at"])
-                record_event(
-                    refund, actor=actor, action="payout_first_approval", from_state=payout.state, payout=payout, public=False
-                )
-                return payout
-            if payout.first_approved_by_id == actor.user.pk:
-                raise ActionForbidden(f"{payout} is above {four_eyes_limit()}: a second, different approver is needed.")
+        if outcome == APPROVED_FIRST:
+            raise ActionForbidden(f"{payout} is above {limit}: a second, different approver is needed.")
+        if outcome == FIRST_APPROVAL:
+            payout.record_first_approval(at=timezone.now(), by=actor.user)
+            payout.save(update_fields=["first_approved_by", "first_approved_at", "updated_at"])
+            record_event(
+                refund, actor=actor, action="payout_first_approval", from_state=payout.state, payout=payout, public=False
+            )
+            return payout
         before = payout.state
         payout.approve(at=timezone.now(), by=actor.user)
         payout.save(update_fields=["state", "approved_at", "approved_by", "updated_at"])
