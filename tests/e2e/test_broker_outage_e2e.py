@@ -165,11 +165,17 @@ def test_work_saved_while_redis_was_down_is_done_by_the_sweepers_once_it_is_back
         SUBMITTED_STALE_SECONDS="5",
         PAYOUT_STALE_SECONDS="5",
     ) as cluster:
+        sweepers = {"refunds.tasks.sweep_submitted", "refunds.tasks.sweep_payouts"}
 
         def done():
             refund = RefundRequest.objects.get(pk=refund_id)
             payout.refresh_from_db()
-            return refund.state != RefundRequest.State.SUBMITTED and payout.state == Payout.State.SUCCEEDED
+            # The cluster's monitor saves a task's result after the task's own work committed:
+            # wait for the sweepers' results too, or the check below can read them too early.
+            saved = set(
+                Task.objects.filter(cluster=Conf.CLUSTER_NAME, success=True, func__in=sweepers).values_list("func", flat=True)
+            )
+            return refund.state != RefundRequest.State.SUBMITTED and payout.state == Payout.State.SUCCEEDED and saved == sweepers
 
         waited = time.monotonic()
         try:
@@ -180,7 +186,7 @@ def test_work_saved_while_redis_was_down_is_done_by_the_sweepers_once_it_is_back
         ran = set(Task.objects.filter(cluster=Conf.CLUSTER_NAME, success=True).values_list("func", flat=True))
 
     assert RefundRequest.objects.get(pk=refund_id).state == RefundRequest.State.READY_FOR_PAYOUT
-    assert {"refunds.tasks.sweep_submitted", "refunds.tasks.sweep_payouts"} <= ran, ran
+    assert sweepers <= ran, ran
     assert not {"refunds.tasks.refund_evaluate_task", "refunds.tasks.payout_execute_task"} & ran, "those tasks were lost"
     print(f"the sweepers finished the work {waited:.1f} s after the cluster started")
     assert api.get(f"{live_server.url}/api/v1/refunds/{refund_id}/", timeout=10).json()["state"] == "ready_for_payout"
