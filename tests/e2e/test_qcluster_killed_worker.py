@@ -94,8 +94,10 @@ def test_work_keeps_moving_after_the_waiting_worker_is_killed_under_load(transac
         wait_for(lambda: finished() == 10, timeout=10)
 
         victim = kill_the_lock_holder(load=True)
-        killed_at = time.monotonic()
         refund = submit_refund("after-the-kill")
+        # From when the request's task was queued (after its commit), not from the kill: the
+        # bound is "before Q_RETRY would deliver it again", and the loop below is the test's own time.
+        queued_at = time.monotonic()
         for _ in range(30):
             async_task("time.sleep", 0.05)
             time.sleep(0.03)
@@ -104,7 +106,7 @@ def test_work_keeps_moving_after_the_waiting_worker_is_killed_under_load(transac
         # Within a bound: the request is decided and new work finishes in seconds, not after
         # Q_RETRY, and nothing queued is lost (prefetched tasks are moved to the new queue).
         wait_for(lambda: RefundRequest.objects.get(pk=refund.pk).state != "submitted", timeout=10)
-        assert time.monotonic() - killed_at < 10
+        assert time.monotonic() - queued_at < 10
         wait_for(lambda: not OrmQ.objects.filter(key=Conf.CLUSTER_NAME).exists(), timeout=20, interval=0.2)
         assert RefundRequest.objects.get(pk=refund.pk).state == "ready_for_payout", log.read_text()[-2000:]
         assert finished() >= 10 + 30 and queued > 0
